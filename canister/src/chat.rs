@@ -44,10 +44,9 @@ impl<M: Memory + Clone> Chat<M> {
                 message.len()
             ));
         }
-        self.log
-            .append(&message.to_owned())
-            .map(drop)
-            .map_err(|e| format!("append: stable memory is full ({e:?}); the message was not stored"))
+        self.log.append(&message.to_owned()).map(drop).map_err(|e| {
+            format!("append: stable memory is full ({e:?}); the message was not stored")
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -186,9 +185,16 @@ mod tests {
         let mut chat = chat_of(&["kept"]);
         assert!(chat.append("").unwrap_err().contains("empty"));
         let too_long = "é".repeat(MAX_MESSAGE_BYTES / 2 + 1);
-        assert_eq!(too_long.chars().count(), 513, "limit is in bytes, not characters");
+        assert_eq!(
+            too_long.chars().count(),
+            513,
+            "limit is in bytes, not characters"
+        );
         let error = chat.append(&too_long).unwrap_err();
-        assert!(error.contains("1026 bytes") && error.contains("1024"), "{error}");
+        assert!(
+            error.contains("1026 bytes") && error.contains("1024"),
+            "{error}"
+        );
         assert_eq!(chat.dump().unwrap(), ["kept"]);
         chat.append(&"x".repeat(MAX_MESSAGE_BYTES)).unwrap();
         assert_eq!(chat.len(), 2);
@@ -269,7 +275,14 @@ mod tests {
 
     #[test]
     fn leb128_lengths() {
-        let cases = [(0, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3), (u64::MAX, 10)];
+        let cases = [
+            (0, 1),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (u64::MAX, 10),
+        ];
         for (n, len) in cases {
             assert_eq!(leb128_len(n), len, "{n}");
         }

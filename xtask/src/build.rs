@@ -81,7 +81,12 @@ pub fn package(compiled: &[u8], did: &str) -> Result<Vec<u8>> {
     let mut module = ic_wasm::utils::parse_wasm(compiled, false)
         .context("the compiled canister is not a valid wasm module")?;
     ic_wasm::shrink::shrink(&mut module);
-    add_metadata(&mut module, Kind::Public, CANDID_METADATA, did.as_bytes().to_vec());
+    add_metadata(
+        &mut module,
+        Kind::Public,
+        CANDID_METADATA,
+        did.as_bytes().to_vec(),
+    );
     Ok(module.emit_wasm())
 }
 
@@ -151,8 +156,16 @@ mod tests {
         let did = std::fs::read(did_source()).unwrap();
         let embedded = ic_wasm::metadata::get_metadata(&module, CANDID_METADATA).unwrap();
         assert_eq!(embedded.as_ref(), did.as_slice());
-        let sections: Vec<_> = module.customs.iter().map(|(_, s)| s.name().to_owned()).collect();
-        assert_eq!(sections, ["icp:public candid:service"], "shrinking keeps only icp:* sections");
+        let sections: Vec<_> = module
+            .customs
+            .iter()
+            .map(|(_, s)| s.name().to_owned())
+            .collect();
+        assert_eq!(
+            sections,
+            ["icp:public candid:service"],
+            "shrinking keeps only icp:* sections"
+        );
     }
 
     #[test]
@@ -173,13 +186,20 @@ mod tests {
     #[test]
     fn packaging_is_deterministic() {
         let compiled = std::fs::read(
-            project::target_dir().join(WASM_TARGET).join(PROFILE).join("chat.wasm"),
+            project::target_dir()
+                .join(WASM_TARGET)
+                .join(PROFILE)
+                .join("chat.wasm"),
         )
         .expect("run `cargo xtask test`, which builds the canister first");
         let did = std::fs::read_to_string(did_source()).unwrap();
         let once = package(&compiled, &did).unwrap();
         assert_eq!(once, package(&compiled, &did).unwrap());
-        assert_eq!(once, built_wasm(), "the build wrote what packaging produces");
+        assert_eq!(
+            once,
+            built_wasm(),
+            "the build wrote what packaging produces"
+        );
         assert!(once.len() < compiled.len());
     }
 

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, test and snapshot the chat canister")]
+#[command(
+    name = "cargo xtask",
+    about = "Build, test and snapshot the chat canister"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
