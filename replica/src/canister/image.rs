@@ -1,0 +1,83 @@
+//! Memory images: a heap or stable memory as a list of 64 KiB page hashes in the store, so
+//! that the live state and its snapshots share every page they have in common and all-zero
+//! pages cost nothing.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::stable::PAGE;
+use crate::error::StoreError;
+use crate::store::{self, Hash, Store};
+
+/// Stands for an all-zero page, which is never stored.
+const ZERO: Hash = [0; 32];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryImage {
+    /// Length in bytes, a multiple of the page size.
+    pub len: u64,
+    /// One hash per page, concatenated.
+    #[serde(with = "serde_bytes")]
+    pages: Vec<u8>,
+}
+
+impl MemoryImage {
+    /// Stores `bytes` page by page. With a `previous` image of the same memory, only the
+    /// pages in `changed` are hashed again; without one, every page is.
+    pub fn capture(
+        store: &mut Store,
+        bytes: &[u8],
+        previous: Option<(&MemoryImage, &BTreeSet<u64>)>,
+    ) -> Self {
+        let pages = bytes.len().div_ceil(PAGE as usize);
+        let mut hashes = Vec::with_capacity(pages * 32);
+        for (index, page) in bytes.chunks(PAGE as usize).enumerate() {
+            let unchanged = previous.and_then(|(image, changed)| {
+                (!changed.contains(&(index as u64)))
+                    .then(|| image.page(index))
+                    .flatten()
+            });
+            let hash = match unchanged {
+                Some(hash) => hash,
+                None if page.iter().all(|b| *b == 0) => ZERO,
+                None => {
+                    let hash = store::hash(page);
+                    store.put_hashed(hash, page);
+                    hash
+                }
+            };
+            hashes.extend_from_slice(&hash);
+        }
+        Self {
+            len: bytes.len() as u64,
+            pages: hashes,
+        }
+    }
+
+    /// The memory's bytes, each page checked against its hash.
+    pub fn restore(&self, store: &Store) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = vec![0; self.len as usize];
+        for (index, page) in bytes.chunks_mut(PAGE as usize).enumerate() {
+            let hash = self.page(index).expect("one hash per page");
+            if hash != ZERO {
+                page.copy_from_slice(&store.get(&hash)?);
+            }
+        }
+        Ok(bytes)
+    }
+
+    fn page(&self, index: usize) -> Option<Hash> {
+        self.pages
+            .get(index * 32..index * 32 + 32)
+            .map(|h| h.try_into().expect("32 bytes"))
+    }
+
+    /// The stored pages this image refers to.
+    pub fn hashes(&self) -> impl Iterator<Item = Hash> + '_ {
+        self.pages
+            .chunks(32)
+            .map(|h| h.try_into().expect("32 bytes"))
+            .filter(|h| *h != ZERO)
+    }
+}

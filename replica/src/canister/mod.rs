@@ -1,0 +1,429 @@
+//! A canister: its persisted state, the engine that runs its wasm, and the System API.
+//! `Canister` ties them together — it runs messages, installs code and takes and loads
+//! snapshots, leaving permissions and routing to the replica above it.
+
+pub mod engine;
+pub mod env;
+pub mod image;
+pub mod module;
+pub mod stable;
+pub mod state;
+pub mod system_api;
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use candid::Principal;
+
+use crate::error::{ErrorCode, Reject, StoreError};
+use crate::store::{self, Store};
+use engine::{Compiled, Engine, WasmState};
+use env::{Context, Env, Response, RunStatus};
+use image::MemoryImage;
+use stable::StableMemory;
+use state::{CanisterState, ChangeKind, Code, Snapshot, Source, Status};
+
+/// Largest heap of a wasm32 canister.
+const MAX_WASM32_HEAP: u64 = 4 << 30;
+
+/// The code, heap and stable memory of a canister, loaded from the store on first use.
+struct Live {
+    compiled: Arc<Compiled>,
+    wasm: WasmState,
+    stable: Vec<u8>,
+}
+
+pub struct Canister {
+    pub state: CanisterState,
+    live: Option<Live>,
+}
+
+/// How to install code (`install_code`'s mode, decoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallMode {
+    Install,
+    Reinstall,
+    Upgrade {
+        skip_pre_upgrade: bool,
+        keep_heap: bool,
+    },
+}
+
+/// Everything an execution needs from outside the canister.
+pub struct Message<'a> {
+    pub context: Context,
+    pub caller: Principal,
+    pub method: &'a str,
+    pub arg: &'a [u8],
+    pub time: u64,
+    pub subnet_id: Principal,
+}
+
+impl Canister {
+    pub fn new(state: CanisterState) -> Self {
+        Self { state, live: None }
+    }
+
+    pub fn id(&self) -> Principal {
+        self.state.id
+    }
+
+    fn live(&mut self, engine: &Engine, store: &Store) -> Result<Option<&mut Live>, Reject> {
+        let Some(code) = &self.state.code else {
+            return Ok(None);
+        };
+        if self.live.is_none() {
+            let fail = |e: StoreError| Reject::new(ErrorCode::CanisterTrapped, e.to_string());
+            let module = store.get(&code.module).map_err(fail)?;
+            self.live = Some(Live {
+                compiled: engine.compile(&module)?,
+                wasm: WasmState {
+                    heap: code.heap.restore(store).map_err(fail)?,
+                    globals: code.globals.clone(),
+                },
+                stable: code.stable.restore(store).map_err(fail)?,
+            });
+        }
+        Ok(self.live.as_mut())
+    }
+
+    /// Whether the installed module exports `entry`; `None` when there is no module.
+    pub fn exports(
+        &mut self,
+        engine: &Engine,
+        store: &Store,
+        entry: &str,
+    ) -> Result<Option<bool>, Reject> {
+        Ok(self
+            .live(engine, store)?
+            .map(|live| live.compiled.exports(entry)))
+    }
+
+    /// The installed module's `icp:public` / `icp:private` metadata section.
+    pub fn metadata(
+        &mut self,
+        engine: &Engine,
+        store: &Store,
+        name: &str,
+    ) -> Result<Option<(bool, Vec<u8>)>, Reject> {
+        Ok(self.live(engine, store)?.and_then(|live| {
+            live.compiled
+                .info
+                .metadata
+                .iter()
+                .find(|(_, n, _)| n == name)
+                .map(|(public, _, data)| (*public, data.clone()))
+        }))
+    }
+
+    fn env(&self, message: &Message, stable: Vec<u8>, memory64: bool) -> Env {
+        let mut env = Env::new(message.context, self.state.id, message.time);
+        env.caller = message.caller;
+        env.method = message.method.to_owned();
+        env.arg = message.arg.to_vec();
+        env.subnet_id = message.subnet_id;
+        env.controllers = self.state.settings.controllers.clone();
+        env.status = match self.state.status {
+            Status::Running => RunStatus::Running,
+            Status::Stopping => RunStatus::Stopping,
+            Status::Stopped => RunStatus::Stopped,
+        };
+        env.version = self.state.version;
+        env.cycles = self.state.cycles;
+        env.stable = StableMemory::new(stable);
+        env.certified_data = self.state.certified_data.clone();
+        env.global_timer = self.state.global_timer;
+        let limit = match self.state.settings.wasm_memory_limit {
+            0 => u64::MAX,
+            limit => limit,
+        };
+        env.heap_limit = if memory64 {
+            limit
+        } else {
+            limit.min(MAX_WASM32_HEAP)
+        };
+        env
+    }
+
+    /// Runs a message on the canister's current state. Replicated executions keep what
+    /// they changed when they succeed; queries never do.
+    pub fn execute(
+        &mut self,
+        engine: &Engine,
+        store: &mut Store,
+        message: &Message,
+        entry: &str,
+    ) -> Result<Response, Reject> {
+        let Some(live) = self.live(engine, store)? else {
+            return Err(Reject::new(
+                ErrorCode::CanisterWasmModuleNotFound,
+                format!(
+                    "Error from Canister {}: Attempted to execute a message, but the canister contains no Wasm module.",
+                    self.state.id
+                ),
+            ));
+        };
+        let compiled = live.compiled.clone();
+        let replicated = message.context.replicated();
+        let stable = std::mem::take(&mut live.stable);
+        let env = self.env(message, stable, compiled.info.memory64);
+        let live = self.live.as_mut().expect("loaded above");
+        let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
+        let mut env = outcome.env;
+        if !replicated {
+            // A query changes nothing: its stable writes are undone, its heap dropped.
+            env.stable.roll_back();
+            live.stable = env.stable.finish().0;
+            return outcome.result.and_then(|_| {
+                env.response
+                    .take()
+                    .ok_or_else(|| did_not_reply(self.state.id))
+            });
+        }
+        match outcome.result {
+            Ok(wasm) => {
+                let (stable, dirty) = env.stable.finish();
+                live.wasm = wasm;
+                live.stable = stable;
+                self.state.certified_data = std::mem::take(&mut env.certified_data);
+                self.state.global_timer = env.global_timer;
+                self.state.cycles = env.cycles;
+                self.state.version += 1;
+                self.capture(store, Some(&dirty));
+                self.state
+                    .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
+                env.response.ok_or_else(|| did_not_reply(self.state.id))
+            }
+            Err(reject) => {
+                env.stable.roll_back();
+                let (stable, _) = env.stable.finish();
+                live.stable = stable;
+                self.state
+                    .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
+                Err(reject)
+            }
+        }
+    }
+
+    /// Writes the live memories into `state.code` (pages to the store at the next commit).
+    /// `dirty_stable`: the stable pages written since the last capture, when known.
+    fn capture(&mut self, store: &mut Store, dirty_stable: Option<&BTreeSet<u64>>) {
+        let (Some(live), Some(code)) = (&self.live, &mut self.state.code) else {
+            return;
+        };
+        code.heap = MemoryImage::capture(store, &live.wasm.heap, None);
+        let previous = dirty_stable.map(|dirty| (&code.stable, dirty));
+        code.stable = MemoryImage::capture(store, &live.stable, previous);
+        code.globals = live.wasm.globals.clone();
+    }
+
+    /// Installs, reinstalls or upgrades code, atomically: on any failure nothing changes.
+    pub fn install(
+        &mut self,
+        engine: &Engine,
+        store: &mut Store,
+        mode: InstallMode,
+        wasm: &[u8],
+        message: &Message,
+    ) -> Result<(), Reject> {
+        let compiled = engine.compile(wasm)?;
+        let (stable, heap) = match mode {
+            InstallMode::Install | InstallMode::Reinstall => (Vec::new(), None),
+            InstallMode::Upgrade {
+                skip_pre_upgrade,
+                keep_heap,
+            } => self.pre_upgrade(engine, store, message, skip_pre_upgrade, keep_heap)?,
+        };
+        let context = match mode {
+            InstallMode::Upgrade { .. } => Context::PostUpgrade,
+            _ => Context::Init,
+        };
+        let entry = match mode {
+            InstallMode::Upgrade { .. } => "canister_post_upgrade",
+            _ => "canister_init",
+        };
+        let mut env = self.env(
+            &Message {
+                context,
+                ..*message
+            },
+            stable,
+            compiled.info.memory64,
+        );
+        env.certified_data.clear();
+        let start = heap.is_none();
+        let outcome = engine.run(&compiled, heap.as_ref(), env, start, Some(entry));
+        let mut env = outcome.env;
+        let logs: Vec<_> = env
+            .logs
+            .drain(..)
+            .map(|l| (l.timestamp, l.content))
+            .collect();
+        let wasm_state = match outcome.result {
+            Ok(state) => state,
+            Err(reject) => {
+                self.state.log(logs);
+                return Err(reject);
+            }
+        };
+        let (stable, _) = env.stable.finish();
+        let module = store.put(wasm);
+        self.state.code = Some(Code {
+            module,
+            module_size: wasm.len() as u64,
+            heap: MemoryImage::default(),
+            stable: MemoryImage::default(),
+            globals: Vec::new(),
+        });
+        self.live = Some(Live {
+            compiled,
+            wasm: wasm_state,
+            stable,
+        });
+        self.capture(store, None);
+        self.state.certified_data = env.certified_data;
+        // install_code deactivates the timer unless the new code sets it again.
+        self.state.global_timer = env.global_timer;
+        self.state.version += 1;
+        self.state.log(logs);
+        let mode = match mode {
+            InstallMode::Install => "install",
+            InstallMode::Reinstall => "reinstall",
+            InstallMode::Upgrade { .. } => "upgrade",
+        };
+        self.state.record(
+            message.time,
+            message.caller,
+            ChangeKind::Install {
+                mode: mode.into(),
+                module_hash: module,
+            },
+        );
+        Ok(())
+    }
+
+    /// Runs `canister_pre_upgrade` on the old code; returns the stable memory it leaves and,
+    /// when the heap is kept, the old wasm state.
+    fn pre_upgrade(
+        &mut self,
+        engine: &Engine,
+        store: &Store,
+        message: &Message,
+        skip: bool,
+        keep_heap: bool,
+    ) -> Result<(Vec<u8>, Option<WasmState>), Reject> {
+        let Some(live) = self.live(engine, store)? else {
+            return Err(Reject::new(
+                ErrorCode::CanisterWasmModuleNotFound,
+                format!(
+                    "Canister {} has no module to upgrade; install one first.",
+                    self.state.id
+                ),
+            ));
+        };
+        let compiled = live.compiled.clone();
+        let (wasm, stable) = (live.wasm.clone(), live.stable.clone());
+        let kept = keep_heap.then(|| wasm.clone());
+        if skip {
+            return Ok((stable, kept));
+        }
+        let env = self.env(
+            &Message {
+                context: Context::PreUpgrade,
+                ..*message
+            },
+            stable,
+            compiled.info.memory64,
+        );
+        let outcome = engine.run(
+            &compiled,
+            Some(&wasm),
+            env,
+            false,
+            Some("canister_pre_upgrade"),
+        );
+        let (stable, _) = outcome.env.stable.finish();
+        outcome.result.map(|_| (stable, kept))
+    }
+
+    /// Removes the code and its memories; the canister stays, empty.
+    pub fn uninstall(&mut self, time: u64, caller: Principal) {
+        self.state.code = None;
+        self.live = None;
+        self.state.certified_data.clear();
+        self.state.global_timer = 0;
+        self.state.version += 1;
+        self.state.record(time, caller, ChangeKind::Uninstall);
+    }
+
+    /// A snapshot of the current code, memories, chunk store and certified data.
+    pub fn snapshot(&self, id: Vec<u8>, time: u64) -> Option<Snapshot> {
+        let code = self.state.code.clone()?;
+        Some(Snapshot {
+            id,
+            taken_at: time,
+            source: Source::Taken,
+            code,
+            certified_data: self.state.certified_data.clone(),
+            chunks: self.state.chunks.clone(),
+            canister_version: self.state.version,
+            global_timer: self.state.global_timer,
+        })
+    }
+
+    /// Replaces code, memories, chunk store and certified data with the snapshot's.
+    pub fn load(
+        &mut self,
+        engine: &Engine,
+        store: &Store,
+        snapshot: &Snapshot,
+        time: u64,
+        caller: Principal,
+    ) -> Result<(), Reject> {
+        let module = store
+            .get(&snapshot.code.module)
+            .map_err(|e| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string()))?;
+        engine.compile(&module)?;
+        self.state.code = Some(snapshot.code.clone());
+        self.live = None;
+        self.state.certified_data = snapshot.certified_data.clone();
+        self.state.chunks = snapshot.chunks.clone();
+        if snapshot.source == Source::Uploaded {
+            self.state.global_timer = snapshot.global_timer;
+        }
+        self.state.version += 1;
+        self.state.record(
+            time,
+            caller,
+            ChangeKind::LoadSnapshot {
+                snapshot_id: snapshot.id.clone(),
+                canister_version: snapshot.canister_version,
+                taken_at: snapshot.taken_at,
+                uploaded: snapshot.source == Source::Uploaded,
+            },
+        );
+        Ok(())
+    }
+
+    /// Sizes for `canister_status`: (heap, stable, globals, module).
+    pub fn memory_sizes(&self) -> (u64, u64, u64, u64) {
+        self.state.code.as_ref().map_or((0, 0, 0, 0), |code| {
+            (
+                code.heap.len,
+                code.stable.len,
+                8 * code.globals.len() as u64,
+                code.module_size,
+            )
+        })
+    }
+
+    pub fn module_hash(&self) -> Option<store::Hash> {
+        self.state.code.as_ref().map(|c| c.module)
+    }
+}
+
+fn did_not_reply(id: Principal) -> Reject {
+    Reject::new(
+        ErrorCode::CanisterDidNotReply,
+        format!("Error from Canister {id}: Canister did not reply to the call"),
+    )
+}

@@ -1,0 +1,17 @@
+//! An embedded Internet Computer replica: runs canister wasm on wasmtime as the IC does,
+//! implements the management canister (lifecycle and snapshots) and keeps its state on disk.
+//!
+//! Layers, each knowing only those below it: `replica` (routing, clock, commits) and
+//! `management` (the `aaaaa-aa` methods) → `canister` (state, System API, execution) →
+//! `store` (persistence).
+
+pub mod canister;
+pub mod error;
+pub mod ids;
+mod management;
+mod replica;
+pub mod store;
+
+pub use candid::Principal;
+pub use error::{ErrorCode, Reject, RejectCode, StoreError};
+pub use replica::Replica;

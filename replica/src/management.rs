@@ -1,0 +1,538 @@
+//! The management canister `aaaaa-aa`: canister lifecycle, settings, chunked code, logs and
+//! snapshots, with the IC's permissions, reject codes and messages (IC interface spec,
+//! "The IC management canister"; ic-interface.md §1–2 for snapshots and status).
+
+use candid::{CandidType, Decode, Encode, Principal};
+use ic_management_canister_types as ic;
+use serde::de::DeserializeOwned;
+
+use crate::canister::{
+    InstallMode, Message,
+    env::Context,
+    state::{CanisterState, Settings, Snapshot, Status, Visibility, nat},
+};
+use crate::error::{ErrorCode, Reject};
+use crate::ids;
+use crate::replica::Replica;
+
+/// Snapshots a canister may hold (`MAX_NUMBER_OF_SNAPSHOTS_PER_CANISTER`).
+pub const MAX_SNAPSHOTS: usize = 10;
+/// Cycles a canister gets from `provisional_create_canister_with_cycles` without an amount.
+const DEFAULT_CYCLES: u128 = 100_000_000_000_000;
+/// Calls `method` of the management canister for `sender`. `query` is set for query calls,
+/// which only `canister_status` and `fetch_canister_logs` answer.
+pub fn call(
+    replica: &mut Replica,
+    sender: Principal,
+    method: &str,
+    arg: &[u8],
+    query: bool,
+) -> Result<Vec<u8>, Reject> {
+    if query && !matches!(method, "canister_status" | "fetch_canister_logs") {
+        return Err(Reject::new(
+            ErrorCode::CanisterMethodNotFound,
+            format!("Management canister has no query method '{method}'"),
+        ));
+    }
+    let time = replica.now();
+    let mut m = Call {
+        replica,
+        sender,
+        method,
+        arg,
+        time,
+    };
+    match method {
+        "provisional_create_canister_with_cycles" => m.write(Call::provisional_create),
+        "create_canister" => m.write(Call::create),
+        "install_code" => m.write(Call::install_code),
+        "uninstall_code" => m.write(Call::uninstall_code),
+        "start_canister" => m.write(Call::start),
+        "stop_canister" => m.write(Call::stop),
+        "canister_status" => m.read(Call::status),
+        "update_settings" => m.write(Call::update_settings),
+        "delete_canister" => m.write(Call::delete),
+        "take_canister_snapshot" => m.write(Call::take_snapshot),
+        "load_canister_snapshot" => m.write(Call::load_snapshot),
+        "list_canister_snapshots" => m.read(Call::list_snapshots),
+        "delete_canister_snapshot" => m.write(Call::delete_snapshot),
+        _ => Err(Reject::new(
+            ErrorCode::CanisterMethodNotFound,
+            format!("Management canister has no method '{method}'"),
+        )),
+    }
+}
+
+/// One call to the management canister. Each method checks everything before it changes
+/// anything, so a reject leaves the state as it was.
+struct Call<'a> {
+    replica: &'a mut Replica,
+    sender: Principal,
+    method: &'a str,
+    arg: &'a [u8],
+    time: u64,
+}
+
+type Outcome<T> = Result<T, Reject>;
+
+impl Call<'_> {
+    /// Runs a method that changes state, and commits the change.
+    fn write<A: DeserializeOwned + CandidType, R: CandidType>(
+        &mut self,
+        f: fn(&mut Self, A) -> Outcome<R>,
+    ) -> Outcome<Vec<u8>> {
+        let reply = self.read(f)?;
+        self.replica.commit()?;
+        Ok(reply)
+    }
+
+    /// Runs a method that only reads.
+    fn read<A: DeserializeOwned + CandidType, R: CandidType>(
+        &mut self,
+        f: fn(&mut Self, A) -> Outcome<R>,
+    ) -> Outcome<Vec<u8>> {
+        let arg = Decode!(self.arg, A).map_err(|e| {
+            Reject::new(
+                ErrorCode::InvalidManagementPayload,
+                format!(
+                    "Error decoding candid for the argument of {}: {e}",
+                    self.method
+                ),
+            )
+        })?;
+        let reply = f(self, arg)?;
+        Ok(Encode!(&reply).expect("management replies always encode"))
+    }
+
+    /// The canister, if the caller controls it (IC0512 otherwise).
+    fn controlled(&mut self, id: Principal) -> Outcome<&mut CanisterState> {
+        let (sender, method) = (self.sender, self.method);
+        let canister = self.replica.canister_mut(&id)?;
+        if !canister.state.is_controller(&sender) {
+            return Err(not_controller(&id, method, &sender));
+        }
+        Ok(&mut canister.state)
+    }
+
+    /// The canister, if `visibility` lets the caller see it.
+    fn visible(
+        &mut self,
+        id: Principal,
+        visibility: fn(&Settings) -> &Visibility,
+    ) -> Outcome<&mut CanisterState> {
+        let (sender, method) = (self.sender, self.method);
+        let canister = self.replica.canister_mut(&id)?;
+        let settings = &canister.state.settings;
+        if !visibility(settings).allows(&sender, &settings.controllers) {
+            return Err(not_controller(&id, method, &sender));
+        }
+        Ok(&mut canister.state)
+    }
+
+    fn message<'m>(&self, arg: &'m [u8]) -> Message<'m> {
+        Message {
+            context: Context::Update,
+            caller: self.sender,
+            method: "",
+            arg,
+            time: self.time,
+            subnet_id: self.replica.subnet_id(),
+        }
+    }
+
+    fn provisional_create(
+        &mut self,
+        args: ic::ProvisionalCreateCanisterWithCyclesArgs,
+    ) -> Outcome<ic::CanisterIdRecord> {
+        let cycles = match args.amount {
+            Some(amount) => u128::try_from(amount.0).unwrap_or(u128::MAX),
+            None => DEFAULT_CYCLES,
+        };
+        self.create_with(args.settings, cycles.min(u128::from(u64::MAX)))
+    }
+
+    /// On the IC only canisters may call `create_canister`; ingress gets this reject.
+    fn create(&mut self, _: ic::CreateCanisterArgs) -> Outcome<ic::CanisterIdRecord> {
+        Err(Reject::new(
+            ErrorCode::CanisterRejectedMessage,
+            "create_canister can only be called by other canisters; from outside the IC use provisional_create_canister_with_cycles",
+        ))
+    }
+
+    fn create_with(
+        &mut self,
+        settings: Option<ic::CanisterSettings>,
+        cycles: u128,
+    ) -> Outcome<ic::CanisterIdRecord> {
+        let mut defaults = Settings::new(vec![self.sender]);
+        if let Some(settings) = settings {
+            apply_settings(&mut defaults, settings)?;
+        }
+        let id = self.replica.new_canister_id();
+        let controllers = defaults.controllers.clone();
+        let mut state = CanisterState::new(id, defaults, cycles);
+        state.record(
+            self.time,
+            self.sender,
+            crate::canister::state::ChangeKind::Creation(controllers),
+        );
+        self.replica
+            .canisters
+            .insert(id, crate::canister::Canister::new(state));
+        Ok(ic::CanisterIdRecord { canister_id: id })
+    }
+
+    fn install_code(&mut self, args: ic::InstallCodeArgs) -> Outcome<()> {
+        self.controlled(args.canister_id)?;
+        let mode = install_mode(args.mode);
+        let canister = self.replica.canister_mut(&args.canister_id)?;
+        if mode == InstallMode::Install && canister.state.code.is_some() {
+            return Err(Reject::new(
+                ErrorCode::CanisterNonEmpty,
+                format!(
+                    "Canister {} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead.",
+                    args.canister_id
+                ),
+            ));
+        }
+        let message = self.message(&args.arg);
+        let replica = &mut *self.replica;
+        let canister = replica
+            .canisters
+            .get_mut(&args.canister_id)
+            .expect("checked");
+        canister.install(
+            &replica.engine,
+            &mut replica.store,
+            mode,
+            &args.wasm_module,
+            &message,
+        )
+    }
+
+    fn uninstall_code(&mut self, args: ic::UninstallCodeArgs) -> Outcome<()> {
+        self.controlled(args.canister_id)?;
+        let (time, sender) = (self.time, self.sender);
+        self.replica
+            .canister_mut(&args.canister_id)?
+            .uninstall(time, sender);
+        Ok(())
+    }
+
+    fn start(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        let canister = self.controlled(args.canister_id)?;
+        if canister.status != Status::Running {
+            canister.status = Status::Running;
+            canister.version += 1;
+        }
+        Ok(())
+    }
+
+    /// Replies once the canister is stopped; with no calls in flight that is at once.
+    fn stop(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        let canister = self.controlled(args.canister_id)?;
+        if canister.status != Status::Stopped {
+            canister.status = Status::Stopped;
+            canister.version += 1;
+        }
+        Ok(())
+    }
+
+    fn status(&mut self, args: ic::CanisterIdRecord) -> Outcome<ic::CanisterStatusResult> {
+        self.visible(args.canister_id, |s| &s.status_visibility)?;
+        let canister = self.replica.canister_mut(&args.canister_id)?;
+        let (heap, stable, globals, module) = canister.memory_sizes();
+        let state = &canister.state;
+        let chunks = state.chunk_store_size();
+        let snapshots = state.snapshots_size();
+        let history = 64 * state.history.len() as u64;
+        let logs: u64 = state.logs.iter().map(|r| r.content.len() as u64 + 16).sum();
+        let total = heap + stable + globals + module + chunks + snapshots + history;
+        Ok(ic::CanisterStatusResult {
+            status: match state.status {
+                Status::Running => ic::CanisterStatusType::Running,
+                Status::Stopping => ic::CanisterStatusType::Stopping,
+                Status::Stopped => ic::CanisterStatusType::Stopped,
+            },
+            ready_for_migration: false,
+            version: state.version,
+            settings: (&state.settings).into(),
+            module_hash: canister.module_hash().map(|h| h.to_vec()),
+            memory_size: nat(total),
+            memory_metrics: ic::MemoryMetrics {
+                wasm_memory_size: nat(heap),
+                stable_memory_size: nat(stable),
+                global_memory_size: nat(globals),
+                wasm_binary_size: nat(module),
+                custom_sections_size: nat(0u64),
+                canister_history_size: nat(history),
+                wasm_chunk_store_size: nat(chunks),
+                snapshots_size: nat(snapshots),
+                log_memory_store_size: nat(logs),
+            },
+            cycles: nat(state.cycles),
+            reserved_cycles: nat(0u64),
+            idle_cycles_burned_per_day: nat(0u64),
+            query_stats: ic::QueryStats {
+                num_calls_total: nat(0u64),
+                num_instructions_total: nat(0u64),
+                request_payload_bytes_total: nat(0u64),
+                response_payload_bytes_total: nat(0u64),
+            },
+        })
+    }
+
+    fn update_settings(&mut self, args: ic::UpdateSettingsArgs) -> Outcome<()> {
+        let (time, sender) = (self.time, self.sender);
+        let canister = self.controlled(args.canister_id)?;
+        let mut settings = canister.settings.clone();
+        let controllers_changed = args.settings.controllers.is_some();
+        apply_settings(&mut settings, args.settings)?;
+        canister.settings = settings;
+        canister.version += 1;
+        if controllers_changed {
+            let controllers = canister.settings.controllers.clone();
+            canister.record(
+                time,
+                sender,
+                crate::canister::state::ChangeKind::Controllers(controllers),
+            );
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        let canister = self.controlled(args.canister_id)?;
+        if canister.status != Status::Stopped {
+            return Err(Reject::new(
+                ErrorCode::CanisterNotStopped,
+                format!(
+                    "Canister {} must be stopped before it is deleted.",
+                    args.canister_id
+                ),
+            ));
+        }
+        self.replica.canisters.remove(&args.canister_id);
+        Ok(())
+    }
+
+    fn take_snapshot(&mut self, args: ic::TakeCanisterSnapshotArgs) -> Outcome<ic::Snapshot> {
+        let (time, sender) = (self.time, self.sender);
+        let id = args.canister_id;
+        let state = self.controlled(id)?;
+        if let Some(replaced) = &args.replace_snapshot {
+            find_snapshot(state, replaced)?;
+        } else if state.snapshots.len() >= MAX_SNAPSHOTS {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!(
+                    "Canister {id} has reached the maximum number of snapshots allowed: {MAX_SNAPSHOTS}."
+                ),
+            ));
+        }
+        let canister = self.replica.canister_mut(&id)?;
+        let snapshot_id = ids::snapshot_id(canister.state.next_snapshot, &id);
+        let Some(snapshot) = canister.snapshot(snapshot_id, time) else {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Failed to create snapshot for empty canister {id}:"),
+            ));
+        };
+        let state = &mut canister.state;
+        state.next_snapshot += 1;
+        if let Some(replaced) = &args.replace_snapshot {
+            state.snapshots.retain(|s| &s.id != replaced);
+        }
+        let reply = describe(&snapshot);
+        state.snapshots.push(snapshot);
+        if args.uninstall_code == Some(true) {
+            canister.uninstall(time, sender);
+        }
+        Ok(reply)
+    }
+
+    fn load_snapshot(&mut self, args: ic::LoadCanisterSnapshotArgs) -> Outcome<()> {
+        let (time, sender) = (self.time, self.sender);
+        let id = args.canister_id;
+        self.controlled(id)?;
+        let owner = ids::parse_snapshot_id(&args.snapshot_id)
+            .map(|(_, owner)| owner)
+            .ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
+        if owner != id {
+            let owner_state = self
+                .replica
+                .canister_mut(&owner)
+                .map_err(|_| snapshot_not_found(&args.snapshot_id, &id))?;
+            if !owner_state.state.is_controller(&sender) {
+                return Err(Reject::new(
+                    ErrorCode::CanisterRejectedMessage,
+                    format!(
+                        "Only a controller of the canister that snapshot {} belongs to can load it on canister {id}.",
+                        ids::display_snapshot_id(&args.snapshot_id)
+                    ),
+                ));
+            }
+        }
+        let owner_state = &mut self.replica.canister_mut(&owner)?.state;
+        let snapshot = find_snapshot(owner_state, &args.snapshot_id)?.clone();
+        let replica = &mut *self.replica;
+        let canister = replica.canisters.get_mut(&id).expect("checked");
+        canister.load(&replica.engine, &replica.store, &snapshot, time, sender)
+    }
+
+    fn list_snapshots(&mut self, args: ic::CanisterIdRecord) -> Outcome<Vec<ic::Snapshot>> {
+        let state = self.visible(args.canister_id, |s| &s.snapshot_visibility)?;
+        Ok(state.snapshots.iter().map(describe).collect())
+    }
+
+    fn delete_snapshot(&mut self, args: ic::DeleteCanisterSnapshotArgs) -> Outcome<()> {
+        let state = self.controlled(args.canister_id)?;
+        find_snapshot(state, &args.snapshot_id)?;
+        state.snapshots.retain(|s| s.id != args.snapshot_id);
+        Ok(())
+    }
+}
+
+fn describe(snapshot: &Snapshot) -> ic::Snapshot {
+    ic::Snapshot {
+        id: snapshot.id.clone(),
+        taken_at_timestamp: snapshot.taken_at,
+        total_size: snapshot.size(),
+    }
+}
+
+/// The canister's own snapshot `id` (IC0305 when unknown, IC0406 when another canister's).
+fn find_snapshot<'s>(state: &'s CanisterState, id: &[u8]) -> Outcome<&'s Snapshot> {
+    match ids::parse_snapshot_id(id) {
+        Some((_, owner)) if owner != state.id => Err(Reject::new(
+            ErrorCode::CanisterRejectedMessage,
+            format!(
+                "The snapshot {} does not belong to canister {}.",
+                ids::display_snapshot_id(id),
+                state.id
+            ),
+        )),
+        _ => state
+            .snapshots
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| snapshot_not_found(id, &state.id)),
+    }
+}
+
+fn snapshot_not_found(id: &[u8], canister: &Principal) -> Reject {
+    Reject::new(
+        ErrorCode::CanisterSnapshotNotFound,
+        format!(
+            "Could not find the snapshot ID {} for canister {canister}.",
+            ids::display_snapshot_id(id)
+        ),
+    )
+}
+
+fn not_controller(id: &Principal, method: &str, sender: &Principal) -> Reject {
+    Reject::new(
+        ErrorCode::CanisterInvalidController,
+        format!(
+            "Only controllers of canister {id} can call ic00 method {method}; {sender} is not one of them."
+        ),
+    )
+}
+
+fn install_mode(mode: ic::CanisterInstallMode) -> InstallMode {
+    match mode {
+        ic::CanisterInstallMode::Install => InstallMode::Install,
+        ic::CanisterInstallMode::Reinstall => InstallMode::Reinstall,
+        ic::CanisterInstallMode::Upgrade(flags) => {
+            let flags = flags.unwrap_or_default();
+            InstallMode::Upgrade {
+                skip_pre_upgrade: flags.skip_pre_upgrade == Some(true),
+                keep_heap: flags.wasm_memory_persistence == Some(ic::WasmMemoryPersistence::Keep),
+            }
+        }
+    }
+}
+
+/// Applies the given settings, refusing out-of-range values before changing anything.
+fn apply_settings(settings: &mut Settings, new: ic::CanisterSettings) -> Outcome<()> {
+    let invalid = |what: String| Reject::new(ErrorCode::InvalidManagementPayload, what);
+    let u64_of = |name: &str, n: candid::Nat, max: u64| -> Outcome<u64> {
+        u64::try_from(n.0)
+            .ok()
+            .filter(|v| *v <= max)
+            .ok_or_else(|| invalid(format!("{name} must be at most {max}")))
+    };
+    let mut next = settings.clone();
+    if let Some(controllers) = new.controllers {
+        if controllers.len() > 10 {
+            return Err(invalid(format!(
+                "a canister may have at most 10 controllers, not {}",
+                controllers.len()
+            )));
+        }
+        next.controllers = controllers;
+    }
+    if let Some(n) = new.compute_allocation {
+        next.compute_allocation = u64_of("compute_allocation", n, 100)?;
+    }
+    if let Some(n) = new.memory_allocation {
+        next.memory_allocation = u64_of("memory_allocation", n, 1 << 48)?;
+    }
+    if let Some(n) = new.freezing_threshold {
+        next.freezing_threshold = u64_of("freezing_threshold", n, u64::MAX)?;
+    }
+    if let Some(n) = new.reserved_cycles_limit {
+        next.reserved_cycles_limit = u128::from(u64_of("reserved_cycles_limit", n, u64::MAX)?);
+    }
+    if let Some(n) = new.minimum_incoming_canister_call_cycles {
+        next.minimum_incoming_canister_call_cycles = u128::from(u64_of(
+            "minimum_incoming_canister_call_cycles",
+            n,
+            u64::MAX,
+        )?);
+    }
+    if let Some(n) = new.wasm_memory_limit {
+        next.wasm_memory_limit = u64_of("wasm_memory_limit", n, 1 << 48)?;
+    }
+    if let Some(n) = new.wasm_memory_threshold {
+        next.wasm_memory_threshold = u64_of("wasm_memory_threshold", n, 1 << 48)?;
+    }
+    if let Some(n) = new.log_memory_limit {
+        next.log_memory_limit = u64_of("log_memory_limit", n, 2 << 20)?;
+    }
+    if let Some(v) = new.log_visibility {
+        next.log_visibility = match v {
+            ic::LogVisibility::Controllers => Visibility::Controllers,
+            ic::LogVisibility::Public => Visibility::Public,
+            ic::LogVisibility::AllowedViewers(p) => Visibility::AllowedViewers(p),
+        };
+    }
+    if let Some(v) = new.snapshot_visibility {
+        next.snapshot_visibility = match v {
+            ic::SnapshotVisibility::Controllers => Visibility::Controllers,
+            ic::SnapshotVisibility::Public => Visibility::Public,
+            ic::SnapshotVisibility::AllowedViewers(p) => Visibility::AllowedViewers(p),
+        };
+    }
+    if let Some(v) = new.status_visibility {
+        next.status_visibility = match v {
+            ic::StatusVisibility::Controllers => Visibility::Controllers,
+            ic::StatusVisibility::Public => Visibility::Public,
+            ic::StatusVisibility::AllowedViewers(p) => Visibility::AllowedViewers(p),
+        };
+    }
+    if let Some(vars) = new.environment_variables {
+        if vars.len() > 20
+            || vars
+                .iter()
+                .any(|v| v.name.len() > 128 || v.value.len() > 128)
+        {
+            return Err(invalid(
+                "at most 20 environment variables, names and values of at most 128 bytes".into(),
+            ));
+        }
+        next.environment_variables = vars.into_iter().map(|v| (v.name, v.value)).collect();
+    }
+    *settings = next;
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! The replica: every canister of one local subnet, the routing of calls to them or to the
+//! management canister, the clock, and the commit of each change to the store.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use candid::Principal;
+use serde::{Deserialize, Serialize};
+
+use crate::canister::{
+    Canister, Message,
+    engine::Engine,
+    env::{Context, Response},
+    state::{CanisterState, Status},
+};
+use crate::error::{ErrorCode, Reject, StoreError};
+use crate::store::{Hash, Store};
+use crate::{ids, management};
+
+/// What the store's manifest holds: the whole replica state, pages aside.
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    next_canister: u64,
+    last_time: u64,
+    canisters: Vec<CanisterState>,
+}
+
+pub struct Replica {
+    pub(crate) store: Store,
+    pub(crate) engine: Engine,
+    pub(crate) canisters: BTreeMap<Principal, Canister>,
+    pub(crate) next_canister: u64,
+    last_time: u64,
+    subnet_id: Principal,
+}
+
+impl Replica {
+    /// Opens the replica whose state lives in `dir`, creating an empty one there if needed.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let (store, manifest) = Store::open(dir)?;
+        let mut replica = Self {
+            store,
+            engine: Engine::new(),
+            canisters: BTreeMap::new(),
+            next_canister: 0,
+            last_time: 0,
+            subnet_id: Principal::management_canister(),
+        };
+        if let Some(bytes) = manifest {
+            replica.restore(&bytes)?;
+        }
+        let live = replica.live_objects();
+        replica.store.collect_garbage(&live)?;
+        Ok(replica)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let manifest: Manifest =
+            serde_cbor::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+                path: self.store.dir().join("state"),
+                what: format!("its contents do not decode: {e}"),
+            })?;
+        self.next_canister = manifest.next_canister;
+        self.last_time = manifest.last_time;
+        self.canisters = manifest
+            .canisters
+            .into_iter()
+            .map(|state| (state.id, Canister::new(state)))
+            .collect();
+        Ok(())
+    }
+
+    /// Every object the committed state refers to.
+    fn live_objects(&self) -> HashSet<Hash> {
+        let mut live = HashSet::new();
+        for canister in self.canisters.values() {
+            let state = &canister.state;
+            let codes = state
+                .code
+                .iter()
+                .chain(state.snapshots.iter().map(|s| &s.code));
+            for code in codes {
+                live.insert(code.module);
+                live.extend(code.heap.hashes());
+                live.extend(code.stable.hashes());
+            }
+            live.extend(state.chunks.keys());
+            live.extend(state.snapshots.iter().flat_map(|s| s.chunks.keys()));
+        }
+        live
+    }
+
+    /// Makes the current state durable. When that fails, the state on disk is still the last
+    /// committed one and memory goes back to it, so nothing half-done survives.
+    pub(crate) fn commit(&mut self) -> Result<(), Reject> {
+        let manifest = Manifest {
+            next_canister: self.next_canister,
+            last_time: self.last_time,
+            canisters: self.canisters.values().map(|c| c.state.clone()).collect(),
+        };
+        let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
+        self.store.commit(&bytes).map_err(|error| {
+            let reject = Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("The replica could not save its state, so the call was undone: {error}"),
+            );
+            match self.reload() {
+                Ok(()) => reject,
+                Err(e) => Reject::new(
+                    ErrorCode::CanisterRejectedMessage,
+                    format!("{reject}; reloading also failed: {e}"),
+                ),
+            }
+        })
+    }
+
+    fn reload(&mut self) -> Result<(), StoreError> {
+        self.canisters.clear();
+        self.next_canister = 0;
+        if let Some(bytes) = crate::store::read_committed(self.store.dir())? {
+            self.restore(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Nanoseconds since the epoch, strictly increasing from call to call.
+    pub(crate) fn now(&mut self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.last_time = wall.max(self.last_time + 1);
+        self.last_time
+    }
+
+    pub fn subnet_id(&self) -> Principal {
+        self.subnet_id
+    }
+
+    /// The canisters on this replica.
+    pub fn canister_ids(&self) -> Vec<Principal> {
+        self.canisters.keys().copied().collect()
+    }
+
+    /// An update call from `sender` (as ingress): to a canister, or to the management
+    /// canister `aaaaa-aa`. Returns the reply's Candid bytes.
+    pub fn update(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<Vec<u8>, Reject> {
+        if canister_id == Principal::management_canister() {
+            return management::call(self, sender, method, arg, false);
+        }
+        self.execute(sender, canister_id, method, arg, Context::Update)
+    }
+
+    /// A query call: runs on the current state and changes nothing.
+    pub fn query(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<Vec<u8>, Reject> {
+        if canister_id == Principal::management_canister() {
+            return management::call(self, sender, method, arg, true);
+        }
+        self.execute(sender, canister_id, method, arg, Context::Query)
+    }
+
+    fn execute(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+        context: Context,
+    ) -> Result<Vec<u8>, Reject> {
+        let time = self.now();
+        let subnet_id = self.subnet_id;
+        let canister = self.canister_mut(&canister_id)?;
+        match canister.state.status {
+            Status::Running => {}
+            Status::Stopping => {
+                return Err(Reject::new(
+                    ErrorCode::CanisterStopping,
+                    format!("Canister {canister_id} is stopping"),
+                ));
+            }
+            Status::Stopped => {
+                return Err(Reject::new(
+                    ErrorCode::CanisterStopped,
+                    format!(
+                        "Canister {canister_id} is stopped and therefore does not have a CallContextManager"
+                    ),
+                ));
+            }
+        }
+        let (entry, context) = self.entry_point(&canister_id, method, context)?;
+        let message = Message {
+            context,
+            caller: sender,
+            method,
+            arg,
+            time,
+            subnet_id,
+        };
+        let canister = self.canisters.get_mut(&canister_id).expect("found above");
+        let result = canister.execute(&self.engine, &mut self.store, &message, &entry);
+        if context.replicated() {
+            // Logs and failed executions' effects (none) are committed too.
+            self.commit()?;
+        }
+        match result? {
+            Response::Reply(bytes) => Ok(bytes),
+            Response::Reject(message) => Err(Reject::by_canister(message)),
+        }
+    }
+
+    /// Which export serves `method` for this kind of call (a query may also be answered by a
+    /// composite query; an update call may run a query method, as on the IC).
+    fn entry_point(
+        &mut self,
+        canister_id: &Principal,
+        method: &str,
+        context: Context,
+    ) -> Result<(String, Context), Reject> {
+        let candidates: &[(&str, Context)] = match context {
+            Context::Update => &[
+                ("canister_update", Context::Update),
+                ("canister_query", Context::ReplicatedQuery),
+            ],
+            _ => &[
+                ("canister_query", Context::Query),
+                ("canister_composite_query", Context::CompositeQuery),
+            ],
+        };
+        let canister = self
+            .canisters
+            .get_mut(canister_id)
+            .expect("checked by caller");
+        for (kind, context) in candidates {
+            let entry = format!("{kind} {method}");
+            match canister.exports(&self.engine, &self.store, &entry)? {
+                None => {
+                    return Err(Reject::new(
+                        ErrorCode::CanisterWasmModuleNotFound,
+                        format!(
+                            "Error from Canister {canister_id}: Attempted to execute a message, but the canister contains no Wasm module."
+                        ),
+                    ));
+                }
+                Some(true) => return Ok((entry, *context)),
+                Some(false) => {}
+            }
+        }
+        let kind = if context == Context::Update {
+            "update"
+        } else {
+            "query"
+        };
+        Err(Reject::new(
+            ErrorCode::CanisterMethodNotFound,
+            format!("Error from Canister {canister_id}: Canister has no {kind} method '{method}'."),
+        ))
+    }
+
+    pub(crate) fn canister_mut(&mut self, id: &Principal) -> Result<&mut Canister, Reject> {
+        self.canisters.get_mut(id).ok_or_else(|| {
+            Reject::new(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {id} not found"),
+            )
+        })
+    }
+
+    pub(crate) fn new_canister_id(&mut self) -> Principal {
+        let id = ids::canister_id(self.next_canister);
+        self.next_canister += 1;
+        id
+    }
+}

@@ -1,0 +1,237 @@
+//! Persistence: one state directory holding content-addressed objects (memory pages, wasm
+//! modules, chunks) in immutable pack files, plus one manifest that names the committed state.
+//!
+//! A commit writes the new objects as a pack (fsync, rename), then the manifest (temp file,
+//! fsync, rename, fsync of the directory): a kill at any instant leaves the previous manifest
+//! or the new one, never a mix. Objects are addressed by their SHA-256, which doubles as the
+//! checksum checked on every read. An exclusive lock keeps a second process out.
+
+mod pack;
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs::{self, File},
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::StoreError;
+use pack::{Pack, PackWriter};
+
+/// The SHA-256 of an object.
+pub type Hash = [u8; 32];
+
+pub fn hash(bytes: &[u8]) -> Hash {
+    Sha256::digest(bytes).into()
+}
+
+const MANIFEST: &str = "state";
+const MANIFEST_MAGIC: &[u8; 4] = b"CSST";
+const FORMAT_VERSION: u32 = 1;
+const LOCK: &str = "lock";
+const PACKS: &str = "packs";
+
+/// An open state directory.
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+    packs: HashMap<u64, Pack>,
+    /// Where each stored object is: pack number and position in it.
+    index: HashMap<Hash, (u64, pack::Entry)>,
+    next_pack: u64,
+    pending: PackWriter,
+}
+
+impl Store {
+    /// Opens (creating if needed) the state directory; returns the store and the last
+    /// committed manifest, if any.
+    pub fn open(dir: &Path) -> Result<(Self, Option<Vec<u8>>), StoreError> {
+        let packs_dir = dir.join(PACKS);
+        fs::create_dir_all(&packs_dir).map_err(StoreError::io(&packs_dir))?;
+        let lock = lock(dir)?;
+        let manifest = read_manifest(&dir.join(MANIFEST))?;
+        let mut store = Self {
+            dir: dir.to_owned(),
+            _lock: lock,
+            packs: HashMap::new(),
+            index: HashMap::new(),
+            next_pack: 0,
+            pending: PackWriter::default(),
+        };
+        store.load_packs()?;
+        Ok((store, manifest))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stores `bytes` (at the next commit) and returns its hash.
+    pub fn put(&mut self, bytes: &[u8]) -> Hash {
+        let hash = hash(bytes);
+        self.put_hashed(hash, bytes);
+        hash
+    }
+
+    /// Stores `bytes` whose hash the caller already computed.
+    pub fn put_hashed(&mut self, hash: Hash, bytes: &[u8]) {
+        if !self.index.contains_key(&hash) {
+            self.pending.add(hash, bytes);
+        }
+    }
+
+    /// Reads an object, checking it against its hash.
+    pub fn get(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
+        if let Some(bytes) = self.pending.get(hash) {
+            return Ok(bytes.to_vec());
+        }
+        let (number, entry) = self.index.get(hash).ok_or_else(|| StoreError::Corrupt {
+            path: self.dir.join(MANIFEST),
+            what: format!("it names object {} that no pack holds", hex(hash)),
+        })?;
+        self.packs[number].read(entry, hash)
+    }
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.index.contains_key(hash) || self.pending.get(hash).is_some()
+    }
+
+    /// Makes the pending objects and `manifest` durable, atomically.
+    pub fn commit(&mut self, manifest: &[u8]) -> Result<(), StoreError> {
+        if !self.pending.is_empty() {
+            let number = self.next_pack;
+            let path = self.pack_path(number);
+            let pack = std::mem::take(&mut self.pending).write(&path)?;
+            for (hash, entry) in pack.entries() {
+                self.index.insert(*hash, (number, *entry));
+            }
+            self.packs.insert(number, pack);
+            self.next_pack += 1;
+        }
+        write_manifest(&self.dir, manifest)
+    }
+
+    /// Deletes packs that hold none of the `live` objects: what deleted snapshots, replaced
+    /// memory and interrupted commits left behind.
+    pub fn collect_garbage(&mut self, live: &HashSet<Hash>) -> Result<(), StoreError> {
+        let dead: Vec<u64> = self
+            .packs
+            .iter()
+            .filter(|(_, pack)| pack.entries().all(|(hash, _)| !live.contains(hash)))
+            .map(|(number, _)| *number)
+            .collect();
+        for number in dead {
+            let pack = self.packs.remove(&number).expect("listed above");
+            for (hash, _) in pack.entries() {
+                self.index.remove(hash);
+            }
+            let path = self.pack_path(number);
+            fs::remove_file(&path).map_err(StoreError::io(&path))?;
+        }
+        Ok(())
+    }
+
+    fn pack_path(&self, number: u64) -> PathBuf {
+        self.dir.join(PACKS).join(format!("{number:016}.pack"))
+    }
+
+    fn load_packs(&mut self) -> Result<(), StoreError> {
+        let dir = self.dir.join(PACKS);
+        for entry in fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
+            let path = entry.map_err(StoreError::io(&dir))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.ends_with(".tmp") {
+                // An interrupted commit: its manifest was never written.
+                fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                continue;
+            }
+            let Some(number) = name.strip_suffix(".pack").and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let pack = Pack::open(&path)?;
+            for (hash, entry) in pack.entries() {
+                self.index.insert(*hash, (number, *entry));
+            }
+            self.packs.insert(number, pack);
+            self.next_pack = self.next_pack.max(number + 1);
+        }
+        Ok(())
+    }
+}
+
+fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(StoreError::io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path)(e)),
+    }
+}
+
+/// The last committed manifest of the state in `dir`, checksum verified.
+pub fn read_committed(dir: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    read_manifest(&dir.join(MANIFEST))
+}
+
+fn read_manifest(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(path)(e)),
+    };
+    let corrupt = |what: &str| StoreError::Corrupt {
+        path: path.to_owned(),
+        what: what.into(),
+    };
+    if bytes.len() < 40 || &bytes[..4] != MANIFEST_MAGIC {
+        return Err(corrupt("not a replica state manifest"));
+    }
+    let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(StoreError::Version {
+            path: path.to_owned(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let (checksum, body) = bytes[8..].split_at(32);
+    if hash(body) != checksum {
+        return Err(corrupt("its checksum does not match its contents"));
+    }
+    Ok(Some(body.to_vec()))
+}
+
+fn write_manifest(dir: &Path, body: &[u8]) -> Result<(), StoreError> {
+    let path = dir.join(MANIFEST);
+    let partial = dir.join(format!("{MANIFEST}.tmp"));
+    let mut bytes = Vec::with_capacity(40 + body.len());
+    bytes.extend_from_slice(MANIFEST_MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&hash(body));
+    bytes.extend_from_slice(body);
+    pack::write_durably(&partial, &bytes)?;
+    fs::rename(&partial, &path).map_err(StoreError::io(&path))?;
+    sync_dir(dir)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io(dir))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,191 @@
+//! Helpers for the replica's tests: a replica in a temporary directory, typed management
+//! calls, and the chat canister built by `cargo xtask test`.
+#![allow(dead_code)]
+
+use candid::{CandidType, Decode, Encode, Principal, utils::ArgumentEncoder};
+use ic_management_canister_types as ic;
+use replica::{Reject, Replica};
+use serde::de::DeserializeOwned;
+
+pub fn user() -> Principal {
+    Principal::self_authenticating(b"test user")
+}
+
+pub fn stranger() -> Principal {
+    Principal::self_authenticating(b"someone else")
+}
+
+pub fn chat_wasm() -> Vec<u8> {
+    let path = std::env::var_os("CHAT_WASM")
+        .expect("CHAT_WASM is not set: run `cargo xtask test`, which builds the canister first");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
+}
+
+pub fn wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("valid WAT")
+}
+
+/// A replica and its temporary state directory.
+pub struct Local {
+    pub dir: tempfile::TempDir,
+    pub replica: Replica,
+}
+
+impl Local {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(dir.path()).unwrap();
+        Self { dir, replica }
+    }
+
+    /// Closes the replica and opens the same directory again.
+    pub fn reopen(self) -> Self {
+        let Self { dir, replica } = self;
+        drop(replica);
+        let replica = Replica::open(dir.path()).unwrap();
+        Self { dir, replica }
+    }
+
+    pub fn management<R: CandidType + DeserializeOwned>(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        arg: impl CandidType,
+    ) -> Result<R, Reject> {
+        let reply = self.replica.update(
+            sender,
+            Principal::management_canister(),
+            method,
+            &Encode!(&arg).unwrap(),
+        )?;
+        Ok(Decode!(&reply, R).unwrap())
+    }
+
+    pub fn create(&mut self) -> Principal {
+        let args = ic::ProvisionalCreateCanisterWithCyclesArgs {
+            amount: None,
+            settings: None,
+            specified_id: None,
+            sender_canister_version: None,
+        };
+        self.management::<ic::CanisterIdRecord>(
+            user(),
+            "provisional_create_canister_with_cycles",
+            args,
+        )
+        .unwrap()
+        .canister_id
+    }
+
+    pub fn install(
+        &mut self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        mode: ic::CanisterInstallMode,
+    ) -> Result<(), Reject> {
+        let args = ic::InstallCodeArgs {
+            mode,
+            canister_id: canister,
+            wasm_module: wasm,
+            arg: Encode!().unwrap(),
+            sender_canister_version: None,
+        };
+        self.management(user(), "install_code", args)
+    }
+
+    pub fn deploy(&mut self, wasm: Vec<u8>) -> Principal {
+        let canister = self.create();
+        self.install(canister, wasm, ic::CanisterInstallMode::Install)
+            .unwrap();
+        canister
+    }
+
+    pub fn update<R: CandidType + DeserializeOwned>(
+        &mut self,
+        canister: Principal,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) -> Result<R, Reject> {
+        let arg = candid::encode_args(args).unwrap();
+        let reply = self.replica.update(user(), canister, method, &arg)?;
+        Ok(Decode!(&reply, R).unwrap())
+    }
+
+    pub fn query<R: CandidType + DeserializeOwned>(
+        &mut self,
+        canister: Principal,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) -> Result<R, Reject> {
+        let arg = candid::encode_args(args).unwrap();
+        let reply = self.replica.query(user(), canister, method, &arg)?;
+        Ok(Decode!(&reply, R).unwrap())
+    }
+
+    pub fn stop(&mut self, canister: Principal) {
+        self.management::<()>(
+            user(),
+            "stop_canister",
+            ic::CanisterIdRecord {
+                canister_id: canister,
+            },
+        )
+        .unwrap();
+    }
+
+    pub fn start(&mut self, canister: Principal) {
+        self.management::<()>(
+            user(),
+            "start_canister",
+            ic::CanisterIdRecord {
+                canister_id: canister,
+            },
+        )
+        .unwrap();
+    }
+
+    pub fn take_snapshot(
+        &mut self,
+        canister: Principal,
+        replace: Option<Vec<u8>>,
+    ) -> Result<ic::Snapshot, Reject> {
+        let args = ic::TakeCanisterSnapshotArgs {
+            canister_id: canister,
+            replace_snapshot: replace,
+            uninstall_code: None,
+            sender_canister_version: None,
+        };
+        self.management(user(), "take_canister_snapshot", args)
+    }
+
+    pub fn load_snapshot(&mut self, canister: Principal, id: Vec<u8>) -> Result<(), Reject> {
+        let args = ic::LoadCanisterSnapshotArgs {
+            canister_id: canister,
+            snapshot_id: id,
+            sender_canister_version: None,
+        };
+        self.management(user(), "load_canister_snapshot", args)
+    }
+
+    pub fn list_snapshots(&mut self, canister: Principal) -> Vec<ic::Snapshot> {
+        self.management(
+            user(),
+            "list_canister_snapshots",
+            ic::CanisterIdRecord {
+                canister_id: canister,
+            },
+        )
+        .unwrap()
+    }
+
+    pub fn status(&mut self, canister: Principal) -> ic::CanisterStatusResult {
+        self.management(
+            user(),
+            "canister_status",
+            ic::CanisterIdRecord {
+                canister_id: canister,
+            },
+        )
+        .unwrap()
+    }
+}
