@@ -1,0 +1,265 @@
+//! Execution semantics the IC guarantees, on small WAT canisters: rollback on trap, queries
+//! that change nothing, instruction and memory limits, module validation, wasm64.
+
+mod common;
+
+use common::{Local, user, wat};
+use ic_management_canister_types as ic;
+use replica::{ErrorCode, Principal};
+
+const COUNTER: &str = include_str!("common/counter.wat");
+
+/// (heap, global, stable) counters from a raw reply.
+fn counters(reply: &[u8]) -> (u32, u32, u32) {
+    let word = |i: usize| u32::from_le_bytes(reply[i..i + 4].try_into().unwrap());
+    (word(0), word(4), word(8))
+}
+
+fn update(
+    local: &mut Local,
+    canister: Principal,
+    method: &str,
+) -> Result<(u32, u32, u32), replica::Reject> {
+    local
+        .replica
+        .update(user(), canister, method, &[])
+        .map(|r| counters(&r))
+}
+
+fn query(
+    local: &mut Local,
+    canister: Principal,
+    method: &str,
+) -> Result<(u32, u32, u32), replica::Reject> {
+    local
+        .replica
+        .query(user(), canister, method, &[])
+        .map(|r| counters(&r))
+}
+
+#[test]
+fn a_trap_rolls_back_heap_globals_and_stable_memory() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    assert_eq!(update(&mut local, counter, "inc").unwrap(), (1, 1, 1));
+    let reject = update(&mut local, counter, "inc_then_trap").unwrap_err();
+    assert_eq!(reject.error_code, Some(ErrorCode::CanisterCalledTrap));
+    assert!(
+        reject
+            .message
+            .contains("Canister called `ic0.trap` with message: 'boom'"),
+        "{reject}"
+    );
+    assert_eq!(query(&mut local, counter, "read").unwrap(), (1, 1, 1));
+}
+
+#[test]
+fn a_query_changes_nothing() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    update(&mut local, counter, "inc").unwrap();
+    assert_eq!(query(&mut local, counter, "query_inc").unwrap(), (2, 2, 2));
+    assert_eq!(query(&mut local, counter, "read").unwrap(), (1, 1, 1));
+}
+
+#[test]
+fn an_update_call_to_a_query_method_runs_replicated_and_commits() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    // As on the IC, an update call to a query method runs it replicated, and it commits.
+    assert_eq!(update(&mut local, counter, "query_inc").unwrap(), (1, 1, 1));
+    assert_eq!(query(&mut local, counter, "read").unwrap(), (1, 1, 1));
+}
+
+#[test]
+fn unknown_methods_and_missing_replies_are_rejected() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    let reject = local
+        .replica
+        .update(user(), counter, "nope", &[])
+        .unwrap_err();
+    assert_eq!(reject.error_code, Some(ErrorCode::CanisterMethodNotFound));
+    let reject = local
+        .replica
+        .update(user(), counter, "no_reply", &[])
+        .unwrap_err();
+    assert_eq!(reject.error_code, Some(ErrorCode::CanisterDidNotReply));
+    let reject = local
+        .replica
+        .query(user(), counter, "inc", &[])
+        .unwrap_err();
+    assert_eq!(
+        reject.error_code,
+        Some(ErrorCode::CanisterMethodNotFound),
+        "an update method is no query"
+    );
+}
+
+#[test]
+fn the_instruction_limit_stops_an_endless_loop() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    let reject = query(&mut local, counter, "spin").unwrap_err();
+    assert_eq!(
+        reject.error_code,
+        Some(ErrorCode::CanisterInstructionLimitExceeded)
+    );
+    assert!(
+        reject.message.contains("5000000000 instructions"),
+        "{reject}"
+    );
+}
+
+#[test]
+fn the_wasm_memory_limit_stops_growth() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    let settings = ic::CanisterSettings {
+        wasm_memory_limit: Some(candid::Nat::from(4u64 << 20)),
+        ..Default::default()
+    };
+    let args = ic::UpdateSettingsArgs {
+        canister_id: counter,
+        settings,
+        sender_canister_version: None,
+    };
+    local
+        .management::<()>(user(), "update_settings", args)
+        .unwrap();
+    let reject = update(&mut local, counter, "grow").unwrap_err();
+    assert!(
+        reject
+            .message
+            .contains("Wasm memory limit of 4194304 bytes"),
+        "{reject}"
+    );
+    assert_eq!(
+        local.status(counter).memory_metrics.wasm_memory_size,
+        candid::Nat::from(65536u64)
+    );
+}
+
+#[test]
+fn debug_print_goes_to_the_canister_log_and_trap_text_too() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    update(&mut local, counter, "print").unwrap();
+    update(&mut local, counter, "inc_then_trap").unwrap_err();
+    let status = local.status(counter);
+    assert!(status.memory_metrics.log_memory_store_size > 0u64);
+}
+
+fn install_error(wasm: Vec<u8>) -> String {
+    let mut local = Local::new();
+    let canister = local.create();
+    let reject = local
+        .install(canister, wasm, ic::CanisterInstallMode::Install)
+        .unwrap_err();
+    assert_eq!(
+        reject.error_code,
+        Some(ErrorCode::CanisterInvalidWasm),
+        "{reject}"
+    );
+    assert!(
+        local.status(canister).module_hash.is_none(),
+        "a failed install changes nothing"
+    );
+    reject.message
+}
+
+#[test]
+fn invalid_modules_are_refused_with_the_reason() {
+    assert!(install_error(b"hello".to_vec()).contains("wasm magic bytes"));
+    let unknown = install_error(wat(r#"(module (import "ic0" "launch_rockets" (func)))"#));
+    assert!(unknown.contains("`ic0.launch_rockets`"), "{unknown}");
+    let other = install_error(wat(r#"(module (import "env" "f" (func)))"#));
+    assert!(other.contains("only from `ic0`"), "{other}");
+    let mistyped = install_error(wat(
+        r#"(module (import "ic0" "msg_reply" (func (param i32))))"#,
+    ));
+    assert!(mistyped.contains("msg_reply"), "{mistyped}");
+    let export = install_error(wat(r#"(module (func (export "canister_bogus")))"#));
+    assert!(export.contains("`canister_bogus`"), "{export}");
+    let typed = install_error(wat(
+        r#"(module (func (export "canister_update f") (param i32)))"#,
+    ));
+    assert!(typed.contains("() -> ()"), "{typed}");
+    let twice = install_error(wat(
+        r#"(module (func $f) (export "canister_update f" (func $f)) (export "canister_query f" (func $f)))"#,
+    ));
+    assert!(
+        twice.contains("both as an update and as a query"),
+        "{twice}"
+    );
+}
+
+#[test]
+fn a_trap_in_init_leaves_the_canister_empty() {
+    let mut local = Local::new();
+    let canister = local.create();
+    let wasm = wat(r#"(module (func (export "canister_init") unreachable))"#);
+    let reject = local
+        .install(canister, wasm, ic::CanisterInstallMode::Install)
+        .unwrap_err();
+    assert_eq!(reject.error_code, Some(ErrorCode::CanisterTrapped));
+    assert!(local.status(canister).module_hash.is_none());
+}
+
+#[test]
+fn system_api_calls_outside_their_context_trap() {
+    let mut local = Local::new();
+    let canister = local.create();
+    let wasm = wat(
+        r#"(module (import "ic0" "msg_reply" (func $reply)) (func (export "canister_init") (call $reply)))"#,
+    );
+    let reject = local
+        .install(canister, wasm, ic::CanisterInstallMode::Install)
+        .unwrap_err();
+    assert_eq!(
+        reject.error_code,
+        Some(ErrorCode::CanisterContractViolation)
+    );
+    assert!(
+        reject
+            .message
+            .contains("\"ic0_msg_reply\" cannot be executed in init mode"),
+        "{reject}"
+    );
+}
+
+#[test]
+fn calls_to_other_canisters_trap_naming_the_function() {
+    let mut local = Local::new();
+    let wasm = wat(
+        r#"(module (import "ic0" "call_perform" (func $perform (result i32)))
+           (func (export "canister_update go") (drop (call $perform))))"#,
+    );
+    let canister = local.deploy(wasm);
+    let reject = local
+        .replica
+        .update(user(), canister, "go", &[])
+        .unwrap_err();
+    assert!(reject.message.contains("ic0.call_perform"), "{reject}");
+}
+
+#[test]
+fn wasm64_canisters_run_with_64_bit_pointers() {
+    let mut local = Local::new();
+    let wasm = wat(r#"(module
+          (import "ic0" "msg_arg_data_size" (func $size (result i64)))
+          (import "ic0" "msg_arg_data_copy" (func $copy (param i64 i64 i64)))
+          (import "ic0" "msg_reply_data_append" (func $append (param i64 i64)))
+          (import "ic0" "msg_reply" (func $reply))
+          (memory i64 1)
+          (func (export "canister_update echo")
+            (call $copy (i64.const 16) (i64.const 0) (call $size))
+            (call $append (i64.const 16) (call $size))
+            (call $reply)))"#);
+    let canister = local.deploy(wasm);
+    let reply = local
+        .replica
+        .update(user(), canister, "echo", b"sixty-four")
+        .unwrap();
+    assert_eq!(reply, b"sixty-four");
+}

@@ -1,0 +1,64 @@
+//! The state directory: one process at a time, and damage detected, never used silently.
+
+mod common;
+
+use common::{Local, user, wat};
+use replica::{Replica, StoreError};
+
+const COUNTER: &str = include_str!("common/counter.wat");
+
+#[test]
+fn a_second_process_cannot_open_the_same_directory() {
+    let local = Local::new();
+    let error = Replica::open(local.dir.path()).err().expect("locked");
+    assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("in use by another replica process")
+    );
+}
+
+#[test]
+fn a_corrupted_page_is_detected_and_named() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    local.replica.update(user(), counter, "inc", &[]).unwrap();
+    let dir = local.dir.path().to_owned();
+    let local = local.reopen();
+    // Flip the last byte of every pack: some object's bytes no longer match their hash.
+    for entry in std::fs::read_dir(dir.join("packs")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let mut local = local.reopen();
+    let reject = local
+        .replica
+        .query(user(), counter, "read", &[])
+        .unwrap_err();
+    assert!(
+        reject.message.contains("does not match its checksum"),
+        "{reject}"
+    );
+    assert!(reject.message.contains(".pack"), "names the file: {reject}");
+}
+
+#[test]
+fn a_corrupted_manifest_is_refused_on_open() {
+    let mut local = Local::new();
+    local.deploy(wat(COUNTER));
+    let dir = local.dir.path().to_owned();
+    let Local { dir: tmp, replica } = local;
+    drop(replica);
+    let path = dir.join("state");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let error = Replica::open(&dir).err().expect("corrupt");
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("state is corrupt"), "{error}");
+    drop(tmp);
+}
