@@ -12,13 +12,16 @@ use crate::canister::{
     state::{CanisterState, Settings, Snapshot, Status, Visibility, nat},
 };
 use crate::error::{ErrorCode, Reject};
-use crate::ids;
 use crate::replica::Replica;
+use crate::{ids, store};
 
 /// Snapshots a canister may hold (`MAX_NUMBER_OF_SNAPSHOTS_PER_CANISTER`).
 pub const MAX_SNAPSHOTS: usize = 10;
 /// Cycles a canister gets from `provisional_create_canister_with_cycles` without an amount.
 const DEFAULT_CYCLES: u128 = 100_000_000_000_000;
+/// Largest chunk of the wasm chunk store, and how many it holds.
+const MAX_CHUNK_BYTES: usize = 1024 * 1024;
+const MAX_CHUNKS: usize = 100;
 /// Calls `method` of the management canister for `sender`. `query` is set for query calls,
 /// which only `canister_status` and `fetch_canister_logs` answer.
 pub fn call(
@@ -51,6 +54,11 @@ pub fn call(
         "stop_canister" => m.write(Call::stop),
         "canister_status" => m.read(Call::status),
         "update_settings" => m.write(Call::update_settings),
+        "upload_chunk" => m.write(Call::upload_chunk),
+        "clear_chunk_store" => m.write(Call::clear_chunk_store),
+        "stored_chunks" => m.read(Call::stored_chunks),
+        "install_chunked_code" => m.write(Call::install_chunked_code),
+        "fetch_canister_logs" => m.read(Call::fetch_logs),
         "delete_canister" => m.write(Call::delete),
         "take_canister_snapshot" => m.write(Call::take_snapshot),
         "load_canister_snapshot" => m.write(Call::load_snapshot),
@@ -183,31 +191,134 @@ impl Call<'_> {
     }
 
     fn install_code(&mut self, args: ic::InstallCodeArgs) -> Outcome<()> {
-        self.controlled(args.canister_id)?;
-        let mode = install_mode(args.mode);
-        let canister = self.replica.canister_mut(&args.canister_id)?;
-        if mode == InstallMode::Install && canister.state.code.is_some() {
+        self.install(args.canister_id, args.mode, &args.wasm_module, &args.arg)
+    }
+
+    fn install(
+        &mut self,
+        id: Principal,
+        mode: ic::CanisterInstallMode,
+        wasm: &[u8],
+        arg: &[u8],
+    ) -> Outcome<()> {
+        let state = self.controlled(id)?;
+        let mode = install_mode(mode);
+        if mode == InstallMode::Install && state.code.is_some() {
             return Err(Reject::new(
                 ErrorCode::CanisterNonEmpty,
                 format!(
-                    "Canister {} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead.",
+                    "Canister {id} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."
+                ),
+            ));
+        }
+        let message = self.message(arg);
+        let replica = &mut *self.replica;
+        let canister = replica.canisters.get_mut(&id).expect("checked");
+        canister.install(&replica.engine, &mut replica.store, mode, wasm, &message)
+    }
+
+    fn upload_chunk(&mut self, args: ic::UploadChunkArgs) -> Outcome<ic::ChunkHash> {
+        let state = self.controlled(args.canister_id)?;
+        if args.chunk.len() > MAX_CHUNK_BYTES {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!(
+                    "Wasm chunk size {} exceeds the maximum chunk size of {MAX_CHUNK_BYTES} bytes.",
+                    args.chunk.len()
+                ),
+            ));
+        }
+        let hash = store::hash(&args.chunk);
+        if !state.chunks.contains_key(&hash) && state.chunks.len() >= MAX_CHUNKS {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!(
+                    "The wasm chunk store of canister {} is full ({MAX_CHUNKS} chunks); clear it first.",
                     args.canister_id
                 ),
             ));
         }
-        let message = self.message(&args.arg);
-        let replica = &mut *self.replica;
-        let canister = replica
-            .canisters
-            .get_mut(&args.canister_id)
-            .expect("checked");
-        canister.install(
-            &replica.engine,
-            &mut replica.store,
-            mode,
-            &args.wasm_module,
-            &message,
-        )
+        state.chunks.insert(hash, args.chunk.len() as u64);
+        self.replica.store.put_hashed(hash, &args.chunk);
+        Ok(ic::ChunkHash {
+            hash: hash.to_vec(),
+        })
+    }
+
+    fn clear_chunk_store(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        self.controlled(args.canister_id)?.chunks.clear();
+        Ok(())
+    }
+
+    fn stored_chunks(&mut self, args: ic::CanisterIdRecord) -> Outcome<Vec<ic::ChunkHash>> {
+        let state = self.controlled(args.canister_id)?;
+        Ok(state
+            .chunks
+            .keys()
+            .map(|h| ic::ChunkHash { hash: h.to_vec() })
+            .collect())
+    }
+
+    fn install_chunked_code(&mut self, args: ic::InstallChunkedCodeArgs) -> Outcome<()> {
+        let store_id = args.store_canister.unwrap_or(args.target_canister);
+        let chunks = self.controlled(store_id)?.chunks.clone();
+        let mut wasm = Vec::new();
+        for chunk in &args.chunk_hashes_list {
+            let hash: Option<store::Hash> = chunk.hash.as_slice().try_into().ok();
+            let Some(hash) = hash.filter(|h| chunks.contains_key(h)) else {
+                return Err(Reject::new(
+                    ErrorCode::CanisterRejectedMessage,
+                    format!(
+                        "Error from Wasm chunk store: Chunk {} is not present in the chunk store of canister {store_id}.",
+                        store::hex(&chunk.hash)
+                    ),
+                ));
+            };
+            let bytes = self
+                .replica
+                .store
+                .get(&hash)
+                .map_err(|e| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string()))?;
+            wasm.extend_from_slice(&bytes);
+        }
+        let hash = store::hash(&wasm);
+        if hash.as_slice() != args.wasm_module_hash {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!(
+                    "Error from Wasm chunk store: Wasm module hash {} does not match given hash {}.",
+                    store::hex(&hash),
+                    store::hex(&args.wasm_module_hash)
+                ),
+            ));
+        }
+        self.install(args.target_canister, args.mode, &wasm, &args.arg)
+    }
+
+    fn fetch_logs(
+        &mut self,
+        args: ic::FetchCanisterLogsArgs,
+    ) -> Outcome<ic::FetchCanisterLogsResult> {
+        let state = self.visible(args.canister_id, |s| &s.log_visibility)?;
+        let keep = |r: &&crate::canister::state::LogRecord| match &args.filter {
+            None => true,
+            Some(ic::CanisterLogFilter::ByIdx { start, end }) => (*start..=*end).contains(&r.index),
+            Some(ic::CanisterLogFilter::ByTimestampNanos { start, end }) => {
+                (*start..=*end).contains(&r.timestamp)
+            }
+        };
+        Ok(ic::FetchCanisterLogsResult {
+            canister_log_records: state
+                .logs
+                .iter()
+                .filter(keep)
+                .map(|r| ic::CanisterLogRecord {
+                    idx: r.index,
+                    timestamp_nanos: r.timestamp,
+                    content: r.content.clone(),
+                })
+                .collect(),
+        })
     }
 
     fn uninstall_code(&mut self, args: ic::UninstallCodeArgs) -> Outcome<()> {

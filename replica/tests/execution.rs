@@ -3,6 +3,7 @@
 
 mod common;
 
+use candid::{Decode, Encode};
 use common::{Local, user, wat};
 use ic_management_canister_types as ic;
 use replica::{ErrorCode, Principal};
@@ -140,16 +141,6 @@ fn the_wasm_memory_limit_stops_growth() {
     );
 }
 
-#[test]
-fn debug_print_goes_to_the_canister_log_and_trap_text_too() {
-    let mut local = Local::new();
-    let counter = local.deploy(wat(COUNTER));
-    update(&mut local, counter, "print").unwrap();
-    update(&mut local, counter, "inc_then_trap").unwrap_err();
-    let status = local.status(counter);
-    assert!(status.memory_metrics.log_memory_store_size > 0u64);
-}
-
 fn install_error(wasm: Vec<u8>) -> String {
     let mut local = Local::new();
     let canister = local.create();
@@ -262,4 +253,92 @@ fn wasm64_canisters_run_with_64_bit_pointers() {
         .update(user(), canister, "echo", b"sixty-four")
         .unwrap();
     assert_eq!(reply, b"sixty-four");
+}
+
+#[test]
+fn chunked_install_checks_the_module_hash() {
+    let mut local = Local::new();
+    let canister = local.create();
+    let wasm = wat(COUNTER);
+    let (first, second) = wasm.split_at(wasm.len() / 2);
+    let mut hashes = Vec::new();
+    for chunk in [first, second] {
+        let args = ic::UploadChunkArgs {
+            canister_id: canister,
+            chunk: chunk.to_vec(),
+        };
+        hashes.push(
+            local
+                .management::<ic::ChunkHash>(user(), "upload_chunk", args)
+                .unwrap(),
+        );
+    }
+    let stored: Vec<ic::ChunkHash> = local
+        .management(
+            user(),
+            "stored_chunks",
+            ic::CanisterIdRecord {
+                canister_id: canister,
+            },
+        )
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    let install = |hash: Vec<u8>| ic::InstallChunkedCodeArgs {
+        mode: ic::CanisterInstallMode::Install,
+        target_canister: canister,
+        store_canister: None,
+        chunk_hashes_list: hashes.clone(),
+        wasm_module_hash: hash,
+        arg: vec![],
+        sender_canister_version: None,
+    };
+    let reject = local
+        .management::<()>(user(), "install_chunked_code", install(vec![0; 32]))
+        .unwrap_err();
+    assert!(
+        reject.message.contains("does not match given hash"),
+        "{reject}"
+    );
+    assert!(local.status(canister).module_hash.is_none());
+    let hash = replica::store::hash(&wasm).to_vec();
+    local
+        .management::<()>(user(), "install_chunked_code", install(hash.clone()))
+        .unwrap();
+    assert_eq!(local.status(canister).module_hash, Some(hash));
+    assert_eq!(update(&mut local, canister, "inc").unwrap(), (1, 1, 1));
+}
+
+#[test]
+fn fetch_canister_logs_returns_debug_print_and_traps() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    update(&mut local, counter, "print").unwrap();
+    update(&mut local, counter, "inc_then_trap").unwrap_err();
+    let args = Encode!(&ic::FetchCanisterLogsArgs {
+        canister_id: counter,
+        filter: None
+    })
+    .unwrap();
+    let reply = local
+        .replica
+        .query(
+            user(),
+            Principal::management_canister(),
+            "fetch_canister_logs",
+            &args,
+        )
+        .unwrap();
+    let logs = Decode!(&reply, ic::FetchCanisterLogsResult)
+        .unwrap()
+        .canister_log_records;
+    let lines: Vec<_> = logs
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.content).into_owned())
+        .collect();
+    assert_eq!(lines[0], "boom");
+    assert!(
+        lines[1].starts_with("[TRAP]: ") && lines[1].contains("'boom'"),
+        "{lines:?}"
+    );
+    assert_eq!((logs[0].idx, logs[1].idx), (0, 1));
 }

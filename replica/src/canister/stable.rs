@@ -51,7 +51,12 @@ impl StableMemory {
             return end <= self.bytes.len() as u64;
         }
         let range = offset as usize..end as usize;
-        self.undo.push((offset, self.bytes[range.clone()].to_vec()));
+        // Bytes past the old end need no undo: rolling back truncates them.
+        let old_end = (end as usize).min(self.len_before);
+        if (offset as usize) < old_end {
+            self.undo
+                .push((offset, self.bytes[offset as usize..old_end].to_vec()));
+        }
         self.bytes[range].copy_from_slice(data);
         self.dirty.extend(offset / PAGE..=(end - 1) / PAGE);
         true
