@@ -612,25 +612,13 @@ fn apply_settings(settings: &mut Settings, new: ic::CanisterSettings) -> Outcome
         next.log_memory_limit = u64_of("log_memory_limit", n, 2 << 20)?;
     }
     if let Some(v) = new.log_visibility {
-        next.log_visibility = match v {
-            ic::LogVisibility::Controllers => Visibility::Controllers,
-            ic::LogVisibility::Public => Visibility::Public,
-            ic::LogVisibility::AllowedViewers(p) => Visibility::AllowedViewers(p),
-        };
+        next.log_visibility = v.into();
     }
     if let Some(v) = new.snapshot_visibility {
-        next.snapshot_visibility = match v {
-            ic::SnapshotVisibility::Controllers => Visibility::Controllers,
-            ic::SnapshotVisibility::Public => Visibility::Public,
-            ic::SnapshotVisibility::AllowedViewers(p) => Visibility::AllowedViewers(p),
-        };
+        next.snapshot_visibility = v.into();
     }
     if let Some(v) = new.status_visibility {
-        next.status_visibility = match v {
-            ic::StatusVisibility::Controllers => Visibility::Controllers,
-            ic::StatusVisibility::Public => Visibility::Public,
-            ic::StatusVisibility::AllowedViewers(p) => Visibility::AllowedViewers(p),
-        };
+        next.status_visibility = v.into();
     }
     if let Some(vars) = new.environment_variables {
         if vars.len() > 20

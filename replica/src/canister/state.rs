@@ -251,35 +251,32 @@ pub fn nat(n: impl Into<u128>) -> Nat {
     Nat::from(n.into())
 }
 
-impl From<&Visibility> for ic::LogVisibility {
-    fn from(v: &Visibility) -> Self {
-        match v {
-            Visibility::Controllers => Self::Controllers,
-            Visibility::Public => Self::Public,
-            Visibility::AllowedViewers(p) => Self::AllowedViewers(p.clone()),
+/// The management canister has one visibility type per setting, all of the same shape.
+macro_rules! visibility_conversions {
+    ($($ic:ident),*) => {$(
+        impl From<&Visibility> for ic::$ic {
+            fn from(v: &Visibility) -> Self {
+                match v {
+                    Visibility::Controllers => Self::Controllers,
+                    Visibility::Public => Self::Public,
+                    Visibility::AllowedViewers(p) => Self::AllowedViewers(p.clone()),
+                }
+            }
         }
-    }
+
+        impl From<ic::$ic> for Visibility {
+            fn from(v: ic::$ic) -> Self {
+                match v {
+                    ic::$ic::Controllers => Self::Controllers,
+                    ic::$ic::Public => Self::Public,
+                    ic::$ic::AllowedViewers(p) => Self::AllowedViewers(p),
+                }
+            }
+        }
+    )*};
 }
 
-impl From<&Visibility> for ic::SnapshotVisibility {
-    fn from(v: &Visibility) -> Self {
-        match v {
-            Visibility::Controllers => Self::Controllers,
-            Visibility::Public => Self::Public,
-            Visibility::AllowedViewers(p) => Self::AllowedViewers(p.clone()),
-        }
-    }
-}
-
-impl From<&Visibility> for ic::StatusVisibility {
-    fn from(v: &Visibility) -> Self {
-        match v {
-            Visibility::Controllers => Self::Controllers,
-            Visibility::Public => Self::Public,
-            Visibility::AllowedViewers(p) => Self::AllowedViewers(p.clone()),
-        }
-    }
-}
+visibility_conversions!(LogVisibility, SnapshotVisibility, StatusVisibility);
 
 impl From<&Settings> for ic::DefiniteCanisterSettings {
     fn from(s: &Settings) -> Self {
