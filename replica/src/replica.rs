@@ -153,10 +153,7 @@ impl Replica {
         method: &str,
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
-        if canister_id == Principal::management_canister() {
-            return management::call(self, sender, method, arg, false);
-        }
-        self.execute(sender, canister_id, method, arg, Context::Update)
+        self.route(sender, canister_id, method, arg, Context::Update)
     }
 
     /// A query call: runs on the current state and changes nothing.
@@ -167,10 +164,23 @@ impl Replica {
         method: &str,
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
+        self.route(sender, canister_id, method, arg, Context::Query)
+    }
+
+    /// Sends a call to the management canister or to the canister it names.
+    fn route(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+        context: Context,
+    ) -> Result<Vec<u8>, Reject> {
         if canister_id == Principal::management_canister() {
-            return management::call(self, sender, method, arg, true);
+            let query = context == Context::Query;
+            return management::call(self, sender, method, arg, query);
         }
-        self.execute(sender, canister_id, method, arg, Context::Query)
+        self.execute(sender, canister_id, method, arg, context)
     }
 
     fn execute(
