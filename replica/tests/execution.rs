@@ -16,26 +16,16 @@ fn counters(reply: &[u8]) -> (u32, u32, u32) {
     (word(0), word(4), word(8))
 }
 
-fn update(
-    local: &mut Local,
-    canister: Principal,
-    method: &str,
-) -> Result<(u32, u32, u32), replica::Reject> {
-    local
-        .replica
-        .update(user(), canister, method, &[])
-        .map(|r| counters(&r))
+type Counters = Result<(u32, u32, u32), replica::Reject>;
+
+fn update(local: &mut Local, canister: Principal, method: &str) -> Counters {
+    let reply = local.replica.update(user(), canister, method, &[]);
+    reply.map(|r| counters(&r))
 }
 
-fn query(
-    local: &mut Local,
-    canister: Principal,
-    method: &str,
-) -> Result<(u32, u32, u32), replica::Reject> {
-    local
-        .replica
-        .query(user(), canister, method, &[])
-        .map(|r| counters(&r))
+fn query(local: &mut Local, canister: Principal, method: &str) -> Counters {
+    let reply = local.replica.query(user(), canister, method, &[]);
+    reply.map(|r| counters(&r))
 }
 
 #[test]

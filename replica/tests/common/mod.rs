@@ -106,9 +106,7 @@ impl Local {
         method: &str,
         args: impl ArgumentEncoder,
     ) -> Result<R, Reject> {
-        let arg = candid::encode_args(args).unwrap();
-        let reply = self.replica.update(user(), canister, method, &arg)?;
-        Ok(Decode!(&reply, R).unwrap())
+        self.call(Replica::update, canister, method, args)
     }
 
     pub fn query<R: CandidType + DeserializeOwned>(
@@ -117,8 +115,18 @@ impl Local {
         method: &str,
         args: impl ArgumentEncoder,
     ) -> Result<R, Reject> {
+        self.call(Replica::query, canister, method, args)
+    }
+
+    fn call<R: CandidType + DeserializeOwned>(
+        &mut self,
+        kind: fn(&mut Replica, Principal, Principal, &str, &[u8]) -> Result<Vec<u8>, Reject>,
+        canister: Principal,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) -> Result<R, Reject> {
         let arg = candid::encode_args(args).unwrap();
-        let reply = self.replica.query(user(), canister, method, &arg)?;
+        let reply = kind(&mut self.replica, user(), canister, method, &arg)?;
         Ok(Decode!(&reply, R).unwrap())
     }
 
