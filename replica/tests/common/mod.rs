@@ -25,6 +25,9 @@ pub fn wat(text: &str) -> Vec<u8> {
     wat::parse_str(text).expect("valid WAT")
 }
 
+/// `Replica::update` or `Replica::query`.
+type CallKind = fn(&mut Replica, Principal, Principal, &str, &[u8]) -> Result<Vec<u8>, Reject>;
+
 /// A replica and its temporary state directory.
 pub struct Local {
     pub dir: tempfile::TempDir,
@@ -120,7 +123,7 @@ impl Local {
 
     fn call<R: CandidType + DeserializeOwned>(
         &mut self,
-        kind: fn(&mut Replica, Principal, Principal, &str, &[u8]) -> Result<Vec<u8>, Reject>,
+        kind: CallKind,
         canister: Principal,
         method: &str,
         args: impl ArgumentEncoder,
