@@ -212,3 +212,22 @@ fn malformed_arguments_change_nothing() {
     assert_eq!(reject.error_code, Some(ErrorCode::InvalidManagementPayload));
     assert!(local.list_snapshots(counter).is_empty());
 }
+
+#[test]
+fn load_brings_back_the_module_of_the_snapshot() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    inc(&mut local, counter);
+    let snapshot = local.take_snapshot(counter, None).unwrap();
+    let other = wat(r#"(module (memory 1) (func (export "canister_update other")))"#);
+    local
+        .install(counter, other, ic::CanisterInstallMode::Upgrade(None))
+        .unwrap();
+    let reject = local
+        .replica
+        .query(user(), counter, "read", &[])
+        .unwrap_err();
+    assert_eq!(reject.error_code, Some(ErrorCode::CanisterMethodNotFound));
+    local.load_snapshot(counter, snapshot.id).unwrap();
+    assert_eq!(&read(&mut local, counter)[..4], &1u32.to_le_bytes());
+}

@@ -67,6 +67,29 @@ impl MemoryImage {
         Ok(bytes)
     }
 
+    /// Turns `bytes`, which hold the memory `current` describes, into this one, reading
+    /// from the store only the pages that differ.
+    pub fn restore_over(
+        &self,
+        store: &Store,
+        current: &MemoryImage,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        bytes.resize(self.len as usize, 0);
+        for (index, page) in bytes.chunks_mut(PAGE as usize).enumerate() {
+            let hash = self.page(index).expect("one hash per page");
+            if current.page(index) == Some(hash) {
+                continue;
+            }
+            if hash == ZERO {
+                page.fill(0);
+            } else {
+                page.copy_from_slice(&store.get(&hash)?);
+            }
+        }
+        Ok(())
+    }
+
     fn page(&self, index: usize) -> Option<Hash> {
         self.pages
             .get(index * 32..index * 32 + 32)

@@ -379,12 +379,8 @@ impl Canister {
         time: u64,
         caller: Principal,
     ) -> Result<(), Reject> {
-        let module = store
-            .get(&snapshot.code.module)
-            .map_err(|e| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string()))?;
-        engine.compile(&module)?;
+        self.load_live(engine, store, &snapshot.code)?;
         self.state.code = Some(snapshot.code.clone());
-        self.live = None;
         self.state.certified_data = snapshot.certified_data.clone();
         self.state.chunks = snapshot.chunks.clone();
         if snapshot.source == Source::Uploaded {
@@ -401,6 +397,37 @@ impl Canister {
                 uploaded: snapshot.source == Source::Uploaded,
             },
         );
+        Ok(())
+    }
+
+    /// Brings the live memories to `code`. When they are loaded, only the pages that differ
+    /// are read from the store and the compiled module is kept if unchanged; otherwise the
+    /// module is only validated and the memories load on first use.
+    fn load_live(&mut self, engine: &Engine, store: &Store, code: &Code) -> Result<(), Reject> {
+        let fail = |e: StoreError| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string());
+        let current = self.state.code.as_ref();
+        let compiled = match (&self.live, current) {
+            (Some(live), Some(current)) if current.module == code.module => live.compiled.clone(),
+            _ => engine.compile(&store.get(&code.module).map_err(fail)?)?,
+        };
+        let (Some(live), Some(current)) = (&mut self.live, current) else {
+            self.live = None;
+            return Ok(());
+        };
+        let patched = code
+            .heap
+            .restore_over(store, &current.heap, &mut live.wasm.heap)
+            .and_then(|()| {
+                code.stable
+                    .restore_over(store, &current.stable, &mut live.stable)
+            });
+        if let Err(error) = patched {
+            // The live copy is half patched; drop it, the persisted state is untouched.
+            self.live = None;
+            return Err(fail(error));
+        }
+        live.compiled = compiled;
+        live.wasm.globals = code.globals.clone();
         Ok(())
     }
 
