@@ -10,6 +10,7 @@ use crate::canister::{
     InstallMode, Message,
     env::Context,
     state::{CanisterState, Settings, Snapshot, Status, Visibility, nat},
+    transfer,
 };
 use crate::error::{ErrorCode, Reject};
 use crate::replica::Replica;
@@ -64,6 +65,10 @@ pub fn call(
         "load_canister_snapshot" => m.write(Call::load_snapshot),
         "list_canister_snapshots" => m.read(Call::list_snapshots),
         "delete_canister_snapshot" => m.write(Call::delete_snapshot),
+        "read_canister_snapshot_metadata" => m.read(Call::read_snapshot_metadata),
+        "read_canister_snapshot_data" => m.read(Call::read_snapshot_data),
+        "upload_canister_snapshot_metadata" => m.write(Call::upload_snapshot_metadata),
+        "upload_canister_snapshot_data" => m.write(Call::upload_snapshot_data),
         _ => Err(Reject::new(
             ErrorCode::CanisterMethodNotFound,
             format!("Management canister has no method '{method}'"),
@@ -431,16 +436,7 @@ impl Call<'_> {
         let (time, sender) = (self.time, self.sender);
         let id = args.canister_id;
         let state = self.controlled(id)?;
-        if let Some(replaced) = &args.replace_snapshot {
-            find_snapshot(state, replaced)?;
-        } else if state.snapshots.len() >= MAX_SNAPSHOTS {
-            return Err(Reject::new(
-                ErrorCode::CanisterRejectedMessage,
-                format!(
-                    "Canister {id} has reached the maximum number of snapshots allowed: {MAX_SNAPSHOTS}."
-                ),
-            ));
-        }
+        check_room(state, args.replace_snapshot.as_deref())?;
         let canister = self.replica.canister_mut(&id)?;
         let snapshot_id = ids::snapshot_id(canister.state.next_snapshot, &id);
         let Some(snapshot) = canister.snapshot(snapshot_id, time) else {
@@ -488,7 +484,7 @@ impl Call<'_> {
         let snapshot = find_snapshot(owner_state, &args.snapshot_id)?.clone();
         let replica = &mut *self.replica;
         let canister = replica.canisters.get_mut(&id).expect("checked");
-        canister.load(&replica.engine, &replica.store, &snapshot, time, sender)
+        canister.load(&replica.engine, &mut replica.store, &snapshot, time, sender)
     }
 
     fn list_snapshots(&mut self, args: ic::CanisterIdRecord) -> Outcome<Vec<ic::Snapshot>> {
@@ -501,6 +497,82 @@ impl Call<'_> {
         find_snapshot(state, &args.snapshot_id)?;
         state.snapshots.retain(|s| s.id != args.snapshot_id);
         Ok(())
+    }
+}
+
+impl Call<'_> {
+    fn read_snapshot_metadata(
+        &mut self,
+        args: ic::ReadCanisterSnapshotMetadataArgs,
+    ) -> Outcome<ic::ReadCanisterSnapshotMetadataResult> {
+        let state = self.visible(args.canister_id, |s| &s.snapshot_visibility)?;
+        Ok(transfer::metadata(find_snapshot(state, &args.snapshot_id)?))
+    }
+
+    fn read_snapshot_data(
+        &mut self,
+        args: ic::ReadCanisterSnapshotDataArgs,
+    ) -> Outcome<ic::ReadCanisterSnapshotDataResult> {
+        self.visible(args.canister_id, |s| &s.snapshot_visibility)?;
+        let replica = &*self.replica;
+        let state = &replica.canisters[&args.canister_id].state;
+        let snapshot = find_snapshot(state, &args.snapshot_id)?;
+        let chunk = transfer::read(snapshot, &replica.store, args.kind)?;
+        Ok(ic::ReadCanisterSnapshotDataResult { chunk })
+    }
+
+    fn upload_snapshot_metadata(
+        &mut self,
+        args: ic::UploadCanisterSnapshotMetadataArgs,
+    ) -> Outcome<ic::UploadCanisterSnapshotMetadataResult> {
+        let time = self.time;
+        let state = self.controlled(args.canister_id)?;
+        check_room(state, args.replace_snapshot.as_deref())?;
+        let id = ids::snapshot_id(state.next_snapshot, &state.id);
+        let snapshot = transfer::from_metadata(id.clone(), time, state.version, &args)?;
+        state.next_snapshot += 1;
+        if let Some(replaced) = &args.replace_snapshot {
+            state.snapshots.retain(|s| &s.id != replaced);
+        }
+        state.snapshots.push(snapshot);
+        Ok(ic::UploadCanisterSnapshotMetadataResult { snapshot_id: id })
+    }
+
+    fn upload_snapshot_data(&mut self, args: ic::UploadCanisterSnapshotDataArgs) -> Outcome<()> {
+        let state = self.controlled(args.canister_id)?;
+        find_snapshot(state, &args.snapshot_id)?;
+        let replica = &mut *self.replica;
+        let state = &mut replica
+            .canisters
+            .get_mut(&args.canister_id)
+            .expect("checked")
+            .state;
+        let snapshot = state
+            .snapshots
+            .iter_mut()
+            .find(|s| s.id == args.snapshot_id)
+            .expect("found above");
+        // Work on a copy so that a rejected upload leaves the snapshot as it was.
+        let mut updated = snapshot.clone();
+        transfer::write(&mut updated, &mut replica.store, args.kind, &args.chunk)?;
+        *snapshot = updated;
+        Ok(())
+    }
+}
+
+/// Whether a new snapshot fits: `replace` must name one of the canister's own, or there must
+/// be fewer than the limit.
+fn check_room(state: &CanisterState, replace: Option<&[u8]>) -> Outcome<()> {
+    match replace {
+        Some(replaced) => find_snapshot(state, replaced).map(drop),
+        None if state.snapshots.len() >= MAX_SNAPSHOTS => Err(Reject::new(
+            ErrorCode::CanisterRejectedMessage,
+            format!(
+                "Canister {} has reached the maximum number of snapshots allowed: {MAX_SNAPSHOTS}.",
+                state.id
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

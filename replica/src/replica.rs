@@ -89,6 +89,11 @@ impl Replica {
             }
             live.extend(state.chunks.keys());
             live.extend(state.snapshots.iter().flat_map(|s| s.chunks.keys()));
+            let uploads = state
+                .snapshots
+                .iter()
+                .filter_map(|s| s.uploaded_module.as_ref());
+            live.extend(uploads.flat_map(|m| m.hashes()));
         }
         live
     }

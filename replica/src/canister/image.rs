@@ -67,6 +67,83 @@ impl MemoryImage {
         Ok(bytes)
     }
 
+    /// A memory of `len` zero bytes (`len` need not be a whole number of pages).
+    pub fn zeros(len: u64) -> Self {
+        let pages = len.div_ceil(PAGE) as usize;
+        Self {
+            len,
+            pages: ZERO.repeat(pages),
+        }
+    }
+
+    /// `size` bytes from `offset`, reading only the pages they lie in; `None` past the end.
+    pub fn read(
+        &self,
+        store: &Store,
+        offset: u64,
+        size: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(end) = offset.checked_add(size).filter(|end| *end <= self.len) else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(size as usize);
+        let mut at = offset;
+        while at < end {
+            let index = (at / PAGE) as usize;
+            let page = self.page_bytes(store, index)?;
+            let from = (at % PAGE) as usize;
+            let to = page.len().min(from + (end - at) as usize);
+            out.extend_from_slice(&page[from..to]);
+            at += (to - from) as u64;
+        }
+        Ok(Some(out))
+    }
+
+    /// Writes `data` at `offset`, storing the pages it changes; `false` past the end.
+    pub fn write(
+        &mut self,
+        store: &mut Store,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<bool, StoreError> {
+        let Some(end) = offset
+            .checked_add(data.len() as u64)
+            .filter(|end| *end <= self.len)
+        else {
+            return Ok(false);
+        };
+        let mut at = offset;
+        while at < end {
+            let index = (at / PAGE) as usize;
+            let mut page = self.page_bytes(store, index)?;
+            let from = (at % PAGE) as usize;
+            let to = page.len().min(from + (end - at) as usize);
+            let source = (at - offset) as usize;
+            page[from..to].copy_from_slice(&data[source..source + to - from]);
+            let hash = if page.iter().all(|b| *b == 0) {
+                ZERO
+            } else {
+                let hash = store::hash(&page);
+                store.put_hashed(hash, &page);
+                hash
+            };
+            self.pages[index * 32..index * 32 + 32].copy_from_slice(&hash);
+            at += (to - from) as u64;
+        }
+        Ok(true)
+    }
+
+    /// The bytes of page `index` (shorter for a partial last page).
+    fn page_bytes(&self, store: &Store, index: usize) -> Result<Vec<u8>, StoreError> {
+        let hash = self.page(index).expect("index within len");
+        let len = (self.len - index as u64 * PAGE).min(PAGE) as usize;
+        if hash == ZERO {
+            Ok(vec![0; len])
+        } else {
+            store.get(&hash)
+        }
+    }
+
     /// Turns `bytes`, which hold the memory `current` describes, into this one, reading
     /// from the store only the pages that differ.
     pub fn restore_over(

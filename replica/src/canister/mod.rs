@@ -9,6 +9,7 @@ pub mod module;
 pub mod stable;
 pub mod state;
 pub mod system_api;
+pub mod transfer;
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -20,7 +21,7 @@ use engine::{Compiled, Engine, WasmState};
 use env::{Context, Env, Response, RunStatus};
 use image::MemoryImage;
 use stable::StableMemory;
-use state::{CanisterState, ChangeKind, Code, Snapshot, Source, Status};
+use state::{CanisterState, ChangeKind, Code, Snapshot, Status};
 
 /// Largest heap of a wasm32 canister.
 const MAX_WASM32_HEAP: u64 = 4 << 30;
@@ -361,7 +362,7 @@ impl Canister {
         Some(Snapshot {
             id,
             taken_at: time,
-            source: Source::Taken,
+            uploaded_module: None,
             code,
             certified_data: self.state.certified_data.clone(),
             chunks: self.state.chunks.clone(),
@@ -374,16 +375,17 @@ impl Canister {
     pub fn load(
         &mut self,
         engine: &Engine,
-        store: &Store,
+        store: &mut Store,
         snapshot: &Snapshot,
         time: u64,
         caller: Principal,
     ) -> Result<(), Reject> {
-        self.load_live(engine, store, &snapshot.code)?;
-        self.state.code = Some(snapshot.code.clone());
+        let code = transfer::assemble(snapshot, store)?;
+        self.load_live(engine, store, &code, snapshot.uploaded())?;
+        self.state.code = Some(code);
         self.state.certified_data = snapshot.certified_data.clone();
         self.state.chunks = snapshot.chunks.clone();
-        if snapshot.source == Source::Uploaded {
+        if snapshot.uploaded() {
             self.state.global_timer = snapshot.global_timer;
         }
         self.state.version += 1;
@@ -394,7 +396,7 @@ impl Canister {
                 snapshot_id: snapshot.id.clone(),
                 canister_version: snapshot.canister_version,
                 taken_at: snapshot.taken_at,
-                uploaded: snapshot.source == Source::Uploaded,
+                uploaded: snapshot.uploaded(),
             },
         );
         Ok(())
@@ -403,13 +405,26 @@ impl Canister {
     /// Brings the live memories to `code`. When they are loaded, only the pages that differ
     /// are read from the store and the compiled module is kept if unchanged; otherwise the
     /// module is only validated and the memories load on first use.
-    fn load_live(&mut self, engine: &Engine, store: &Store, code: &Code) -> Result<(), Reject> {
+    /// Uploaded snapshots must also carry the globals the module has.
+    fn load_live(
+        &mut self,
+        engine: &Engine,
+        store: &Store,
+        code: &Code,
+        check_globals: bool,
+    ) -> Result<(), Reject> {
         let fail = |e: StoreError| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string());
         let current = self.state.code.as_ref();
         let compiled = match (&self.live, current) {
             (Some(live), Some(current)) if current.module == code.module => live.compiled.clone(),
             _ => engine.compile(&store.get(&code.module).map_err(fail)?)?,
         };
+        if check_globals && compiled.info.globals.len() != code.globals.len() {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                "Wasm exported globals of canister module and snapshot metadata do not match.",
+            ));
+        }
         let (Some(live), Some(current)) = (&mut self.live, current) else {
             self.live = None;
             return Ok(());

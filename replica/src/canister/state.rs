@@ -96,19 +96,14 @@ pub struct LogRecord {
     pub content: Vec<u8>,
 }
 
-/// How a snapshot came to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Source {
-    Taken,
-    Uploaded,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     #[serde(with = "serde_bytes")]
     pub id: Vec<u8>,
     pub taken_at: u64,
-    pub source: Source,
+    /// For a snapshot made by metadata upload: its module as uploaded so far (`code.module`
+    /// is filled in from it when the snapshot is loaded).
+    pub uploaded_module: Option<MemoryImage>,
     pub code: Code,
     #[serde(with = "serde_bytes")]
     pub certified_data: Vec<u8>,
@@ -119,6 +114,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Made by `upload_canister_snapshot_metadata` rather than taken from the canister.
+    pub fn uploaded(&self) -> bool {
+        self.uploaded_module.is_some()
+    }
+
     /// `total_size` as the IC counts it: module, memories, globals, chunks, certified data.
     pub fn size(&self) -> u64 {
         self.code.module_size
