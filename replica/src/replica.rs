@@ -158,6 +158,7 @@ impl Replica {
         method: &str,
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
+        self.tick()?;
         self.route(sender, canister_id, method, arg, Context::Update)
     }
 
@@ -225,16 +226,95 @@ impl Replica {
             time,
             subnet_id,
         };
+        if context.replicated() {
+            self.inspect(&canister_id, &message)?;
+        }
         let canister = self.canisters.get_mut(&canister_id).expect("found above");
         let result = canister.execute(&self.engine, &mut self.store, &message, &entry);
         if context.replicated() {
             // Logs and failed executions' effects (none) are committed too.
             self.commit()?;
         }
-        match result? {
-            Response::Reply(bytes) => Ok(bytes),
-            Response::Reject(message) => Err(Reject::by_canister(message)),
+        match result?.response {
+            Some(Response::Reply(bytes)) => Ok(bytes),
+            Some(Response::Reject(message)) => Err(Reject::by_canister(message)),
+            None => Err(Reject::new(
+                ErrorCode::CanisterDidNotReply,
+                format!("Error from Canister {canister_id}: Canister did not reply to the call"),
+            )),
         }
+    }
+
+    /// Lets the canister refuse an ingress update in `canister_inspect_message`, when it
+    /// exports one (IC interface spec, "Message inspection").
+    fn inspect(&mut self, canister_id: &Principal, message: &Message) -> Result<(), Reject> {
+        const ENTRY: &str = "canister_inspect_message";
+        let canister = self
+            .canisters
+            .get_mut(canister_id)
+            .expect("checked by caller");
+        if canister.exports(&self.engine, &self.store, ENTRY)? != Some(true) {
+            return Ok(());
+        }
+        let inspect = Message {
+            context: Context::InspectMessage,
+            ..*message
+        };
+        let executed = canister.execute(&self.engine, &mut self.store, &inspect, ENTRY)?;
+        if !executed.accepted {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Error from Canister {canister_id}: Canister rejected the message"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs what is due, as a round of the IC would: each running canister's global timer
+    /// once its time has come (deactivating it), and its heartbeat. `update` calls this
+    /// first; a server calls it on a clock. A task that traps changes nothing but its log.
+    pub fn tick(&mut self) -> Result<(), Reject> {
+        let time = self.now();
+        let subnet_id = self.subnet_id;
+        let mut ran = false;
+        for canister in self.canisters.values_mut() {
+            if canister.state.status != Status::Running {
+                continue;
+            }
+            let timer_due = canister.state.global_timer != 0 && canister.state.global_timer <= time;
+            for (entry, due) in [
+                ("canister_global_timer", timer_due),
+                ("canister_heartbeat", true),
+            ] {
+                if !due
+                    || canister
+                        .exports(&self.engine, &self.store, entry)
+                        .ok()
+                        .flatten()
+                        != Some(true)
+                {
+                    continue;
+                }
+                if entry == "canister_global_timer" {
+                    canister.state.global_timer = 0;
+                }
+                let task = Message {
+                    context: Context::SystemTask,
+                    caller: Principal::management_canister(),
+                    method: "",
+                    arg: &[],
+                    time,
+                    subnet_id,
+                };
+                // A failed task is in the canister's log; it does not fail the round.
+                let _ = canister.execute(&self.engine, &mut self.store, &task, entry);
+                ran = true;
+            }
+        }
+        if ran {
+            self.commit()?;
+        }
+        Ok(())
     }
 
     /// Which export serves `method` for this kind of call (a query may also be answered by a

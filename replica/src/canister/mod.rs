@@ -49,6 +49,13 @@ pub enum InstallMode {
     },
 }
 
+/// What a successful execution left: its answer, if it gave one, and whether
+/// `canister_inspect_message` accepted the message.
+pub struct Executed {
+    pub response: Option<Response>,
+    pub accepted: bool,
+}
+
 /// Everything an execution needs from outside the canister.
 pub struct Message<'a> {
     pub context: Context,
@@ -153,7 +160,7 @@ impl Canister {
         store: &mut Store,
         message: &Message,
         entry: &str,
-    ) -> Result<Response, Reject> {
+    ) -> Result<Executed, Reject> {
         let Some(live) = self.live(engine, store)? else {
             return Err(Reject::new(
                 ErrorCode::CanisterWasmModuleNotFound,
@@ -174,10 +181,9 @@ impl Canister {
             // A query changes nothing: its stable writes are undone, its heap dropped.
             env.stable.roll_back();
             live.stable = env.stable.finish().0;
-            return outcome.result.and_then(|_| {
-                env.response
-                    .take()
-                    .ok_or_else(|| did_not_reply(self.state.id))
+            return outcome.result.map(|_| Executed {
+                response: env.response,
+                accepted: env.accepted,
             });
         }
         match outcome.result {
@@ -192,7 +198,10 @@ impl Canister {
                 self.capture(store, Some(&dirty));
                 self.state
                     .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
-                env.response.ok_or_else(|| did_not_reply(self.state.id))
+                Ok(Executed {
+                    response: env.response,
+                    accepted: env.accepted,
+                })
             }
             Err(reject) => {
                 env.stable.roll_back();
@@ -461,11 +470,4 @@ impl Canister {
     pub fn module_hash(&self) -> Option<store::Hash> {
         self.state.code.as_ref().map(|c| c.module)
     }
-}
-
-fn did_not_reply(id: Principal) -> Reject {
-    Reject::new(
-        ErrorCode::CanisterDidNotReply,
-        format!("Error from Canister {id}: Canister did not reply to the call"),
-    )
 }
