@@ -24,6 +24,57 @@ fn main() {
     for &size in sizes {
         bench(size);
     }
+    open_small_state();
+}
+
+/// Opening a state directory with one small canister, and the first call after it.
+fn open_small_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = Principal::anonymous();
+    let canister = {
+        let mut replica = Replica::open(dir.path()).unwrap();
+        let canister = create(&mut replica, me);
+        install(&mut replica, me, canister);
+        replica
+            .update(me, canister, "fill", &16u64.to_le_bytes())
+            .unwrap();
+        canister
+    };
+    let mut opens = Vec::new();
+    let mut firsts = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let mut replica = Replica::open(dir.path()).unwrap();
+        opens.push(started.elapsed());
+        let started = Instant::now();
+        replica.query(me, canister, "probe", &[]).unwrap();
+        firsts.push(started.elapsed());
+    }
+    let (open, first) = (median(&mut opens), median(&mut firsts));
+    println!();
+    println!("| small state (1 canister, 1 MiB stable) | open | first call after open |");
+    println!("|---|---|---|");
+    println!(
+        "| median (min–max) | {} ({}–{}) | {} ({}–{}) |",
+        ms(open),
+        ms(opens[0]),
+        ms(opens[RUNS - 1]),
+        ms(first),
+        ms(firsts[0]),
+        ms(firsts[RUNS - 1])
+    );
+}
+
+fn install(replica: &mut Replica, me: Principal, canister: Principal) {
+    let wasm = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/filler.wat")).unwrap();
+    let args = ic::InstallCodeArgs {
+        mode: ic::CanisterInstallMode::Install,
+        canister_id: canister,
+        wasm_module: wasm,
+        arg: vec![],
+        sender_canister_version: None,
+    };
+    manage::<()>(replica, me, "install_code", args);
 }
 
 fn bench(size: u64) {
@@ -31,19 +82,7 @@ fn bench(size: u64) {
     let mut replica = Replica::open(dir.path()).unwrap();
     let me = Principal::anonymous();
     let canister = create(&mut replica, me);
-    let wasm = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/filler.wat")).unwrap();
-    manage::<()>(
-        &mut replica,
-        me,
-        "install_code",
-        ic::InstallCodeArgs {
-            mode: ic::CanisterInstallMode::Install,
-            canister_id: canister,
-            wasm_module: wasm,
-            arg: vec![],
-            sender_canister_version: None,
-        },
-    );
+    install(&mut replica, me, canister);
     replica
         .update(me, canister, "fill", &(size / 65536).to_le_bytes())
         .unwrap();

@@ -20,6 +20,9 @@ use crate::error::{ErrorCode, Reject, StoreError};
 use crate::store::{Hash, Store};
 use crate::{ids, management};
 
+/// Largest argument of an ingress message (IC interface spec, "Resource limits").
+const MAX_ARG_BYTES: usize = 2 * 1024 * 1024;
+
 /// What the store's manifest holds: the whole replica state, pages aside.
 #[derive(Serialize, Deserialize)]
 struct Manifest {
@@ -182,6 +185,15 @@ impl Replica {
         arg: &[u8],
         context: Context,
     ) -> Result<Vec<u8>, Reject> {
+        if arg.len() > MAX_ARG_BYTES {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!(
+                    "The argument is {} bytes, more than the {MAX_ARG_BYTES} an ingress message may carry; send large modules in pieces with upload_chunk.",
+                    arg.len()
+                ),
+            ));
+        }
         if canister_id == Principal::management_canister() {
             let query = context == Context::Query;
             return management::call(self, sender, method, arg, query);

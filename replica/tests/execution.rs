@@ -332,3 +332,16 @@ fn fetch_canister_logs_returns_debug_print_and_traps() {
     );
     assert_eq!((logs[0].idx, logs[1].idx), (0, 1));
 }
+
+#[test]
+fn an_argument_over_2_mib_is_refused() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    let arg = vec![0; 2 * 1024 * 1024 + 1];
+    let reject = local
+        .replica
+        .update(user(), counter, "inc", &arg)
+        .unwrap_err();
+    assert!(reject.message.contains("2097152"), "{reject}");
+    assert_eq!(query(&mut local, counter, "read").unwrap(), (0, 0, 0));
+}

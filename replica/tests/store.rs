@@ -62,3 +62,22 @@ fn a_corrupted_manifest_is_refused_on_open() {
     assert!(error.to_string().contains("state is corrupt"), "{error}");
     drop(tmp);
 }
+
+#[test]
+fn an_interrupted_commit_leaves_the_last_committed_state() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    local.replica.update(user(), counter, "inc", &[]).unwrap();
+    let dir = local.dir.path().to_owned();
+    let local = local.reopen();
+    // What a kill between writing and renaming leaves behind.
+    std::fs::write(dir.join("packs/0000000000000099.pack.tmp"), b"half a pack").unwrap();
+    std::fs::write(dir.join("state.tmp"), b"half a manifest").unwrap();
+    let mut local = local.reopen();
+    let reply = local.replica.query(user(), counter, "read", &[]).unwrap();
+    assert_eq!(&reply[..4], &1u32.to_le_bytes());
+    assert!(
+        !dir.join("packs/0000000000000099.pack.tmp").exists(),
+        "cleaned up at open"
+    );
+}
