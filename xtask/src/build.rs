@@ -69,7 +69,7 @@ pub fn build() -> Result<Artifact> {
         did: dir.join("chat.did"),
         compiled_bytes: compiled.len(),
         shrunk_bytes: wasm.len(),
-        sha256: hex(&Sha256::digest(&wasm)),
+        sha256: project::hex(&Sha256::digest(&wasm)),
     };
     write_atomically(&artifact.wasm, &wasm)?;
     write_atomically(&artifact.did, did.as_bytes())?;
@@ -133,10 +133,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&partial, bytes)
         .and_then(|()| std::fs::rename(&partial, path))
         .with_context(|| format!("cannot write {}", path.display()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -1,21 +1,45 @@
-//! `cargo xtask`: the project's build, test and lifecycle commands.
+//! `cargo xtask`: the project's build and test commands, and the canister-snapshot
+//! lifecycle on the embedded replica, dfx or icp-cli.
+//!
+//! Exit codes: 0 success; 1 a step failed (the message says what and what to do next);
+//! 2 bad arguments; 3 `verify` (or the demo) found a chat that differs from the snapshot.
 
+mod backend;
 mod build;
+mod lifecycle;
 mod project;
+mod records;
 mod test;
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+use backend::{Choice, Network, SnapshotId};
+use lifecycle::{Mismatch, Session};
 
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
-    about = "Build, test and snapshot the chat canister"
+    about = "Build, test and snapshot the chat canister",
+    after_help = "Exit codes: 0 success, 1 a step failed, 2 bad arguments, 3 the chat differs from the snapshot."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where the canister runs: `auto` picks dfx when it is on PATH, else the embedded replica.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    backend: Choice,
+    /// `local`, `ic` (mainnet) or an http(s) URL; the embedded backend is local only.
+    #[arg(long, global = true, default_value = "local")]
+    network: Network,
+    /// Print the result as JSON on stdout (progress goes to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Where the embedded replica and the records live [default: .canister-snapshots].
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -24,19 +48,96 @@ enum Command {
     Build,
     /// Build what the tests need and run every test.
     Test,
+    /// The whole lifecycle: clean start, deploy, populate, stop, snapshot, break, restore, verify.
+    Demo,
+    /// Start a clean local network (dfx, icp) or an empty embedded replica.
+    Start,
+    /// Build the chat canister and install it (upgrading it when already installed).
+    Deploy,
+    /// Append messages: the ones given, `--messages N` numbered ones, or "Hi there!".
+    Populate {
+        #[arg(long, conflicts_with = "message")]
+        messages: Option<u64>,
+        message: Vec<String>,
+    },
+    /// Stop the canister, take a snapshot, start it again; prints the snapshot id.
+    Snapshot {
+        /// Replace this snapshot (the new one gets a new id).
+        #[arg(long)]
+        replace: Option<SnapshotId>,
+    },
+    /// Call remove_spam: with no spam in the chat, the deliberate bug empties it.
+    Break,
+    /// Stop the canister, load a snapshot (the newest when none is named), start it again.
+    Restore { id: Option<SnapshotId> },
+    /// List the canister's snapshots.
+    List,
+    /// Delete a snapshot.
+    Delete { id: SnapshotId },
+    /// Compare the chat with the one recorded when a snapshot (default: the last restored) was taken.
+    Verify { id: Option<SnapshotId> },
+    /// The canister's id, status and module hash.
+    Status,
+    /// Shut the local network down (dfx, icp); the embedded replica keeps its state on disk.
+    Stop,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Build => build::build().map(|artifact| artifact.report()),
-        Command::Test => test::run(),
-    };
-    match result {
+    if let Some(dir) = cli.state_dir.clone() {
+        project::set_state_dir(dir);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<Mismatch>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let command = match cli.command {
+        Command::Build => return build::build().map(|artifact| artifact.report()),
+        Command::Test => return test::run(),
+        command => command,
+    };
+    let (backend, why) = backend::open(cli.backend, &cli.network, project::state_dir())?;
+    let name = backend.name();
+    let mut session = Session::new(backend, name, cli.json)?;
+    if let Some(why) = why {
+        session.say(why);
+    }
+    let result = match command {
+        Command::Demo => session.demo(&canister_wasm()?),
+        Command::Start => session.start(),
+        Command::Deploy => session.deploy(&canister_wasm()?),
+        Command::Populate { messages, message } => session.populate(&message, messages),
+        Command::Snapshot { replace } => session.snapshot(replace.as_ref()),
+        Command::Break => session.break_chat(),
+        Command::Restore { id } => session.restore(id.as_ref()),
+        Command::List => session.list(),
+        Command::Delete { id } => session.delete(&id),
+        Command::Verify { id } => session.verify(id.as_ref()),
+        Command::Status => session.status(),
+        Command::Stop => session.shut_down(),
+        Command::Build | Command::Test => unreachable!("handled above"),
+    }?;
+    if cli.json {
+        println!("{result}");
+    }
+    Ok(())
+}
+
+/// The canister to install: `$CHAT_WASM` when set (the tests' prebuilt one), else a fresh build.
+fn canister_wasm() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(test::CHAT_WASM_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let artifact = build::build()?;
+    Ok(artifact.wasm)
 }

@@ -1,6 +1,9 @@
 //! Where things are in the project, and the shell that runs its commands from the root.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 use anyhow::{Context, Result};
 use xshell::{Cmd, Shell};
@@ -38,4 +41,37 @@ pub fn status(cmd: Cmd<'_>) -> Result<std::process::ExitStatus> {
     std::process::Command::from(cmd)
         .status()
         .with_context(|| format!("cannot run `{program}`"))
+}
+
+static STATE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Where the xtask keeps the embedded replica's state and what it recorded (git-ignored):
+/// `--state-dir`, else `.canister-snapshots` in the project.
+pub fn state_dir() -> &'static Path {
+    STATE_DIR.get_or_init(|| root().join(".canister-snapshots"))
+}
+
+/// Chooses the state directory; only before the first `state_dir()`.
+pub fn set_state_dir(dir: PathBuf) {
+    STATE_DIR
+        .set(dir)
+        .expect("the state directory is chosen once, at start");
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex as bytes; `None` unless it is an even number of hex digits.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("checked hex"))
+            .collect(),
+    )
 }

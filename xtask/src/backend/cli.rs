@@ -1,0 +1,155 @@
+//! Running an SDK's command line (dfx or icp): each command recorded as the user would type
+//! it, stdout and stderr captured together, a failure reported with what the tool said.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::project;
+
+pub struct Cli {
+    program: String,
+    env: Vec<(&'static str, &'static str)>,
+    ran: Vec<String>,
+}
+
+/// What a command printed.
+pub struct Printed {
+    pub stdout: String,
+    /// stdout and stderr together: tools move messages between them across versions.
+    pub all: String,
+}
+
+impl Cli {
+    pub fn new(program: impl Into<String>, env: Vec<(&'static str, &'static str)>) -> Self {
+        Self {
+            program: program.into(),
+            env,
+            ran: Vec::new(),
+        }
+    }
+
+    fn command(&mut self, args: &[&str]) -> Command {
+        self.ran.push(shown(&self.program, args));
+        let mut command = Command::new(&self.program);
+        command.args(args).current_dir(project::root());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// Runs a command to completion and returns what it printed; fails when it fails.
+    pub fn run(&mut self, args: &[&str]) -> Result<Printed> {
+        let output = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", self.program))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if !output.status.success() {
+            bail!(
+                "`{}` failed ({}): {}",
+                shown(&self.program, args),
+                output.status,
+                last_lines(&stderr, &stdout)
+            );
+        }
+        let all = format!("{stdout}{stderr}");
+        Ok(Printed { stdout, all })
+    }
+
+    /// Runs a command that leaves a daemon behind: its output goes to `log`, never to a pipe
+    /// we would wait on (the daemon inherits it and keeps it open).
+    pub fn run_detached(&mut self, args: &[&str], log: &std::path::Path) -> Result<()> {
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let status = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .status()
+            .with_context(|| format!("cannot run {}", self.program))?;
+        if !status.success() {
+            let printed = std::fs::read_to_string(log).unwrap_or_default();
+            bail!(
+                "`{}` failed ({status}): {}",
+                shown(&self.program, args),
+                last_lines(&printed, "")
+            );
+        }
+        Ok(())
+    }
+
+    pub fn ran(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.ran)
+    }
+}
+
+/// A command line as a user would type it, quoting what the shell would split.
+fn shown(program: &str, args: &[&str]) -> String {
+    let quoted = args.iter().map(|a| {
+        if a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
+            && !a.is_empty()
+        {
+            (*a).to_owned()
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    });
+    std::iter::once(program.to_owned())
+        .chain(quoted)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last few lines a failed tool printed, joined into one.
+fn last_lines(stderr: &str, stdout: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        "it printed nothing".into()
+    } else {
+        tail.join(" / ")
+    }
+}
+
+/// Decodes the hex a tool prints for raw reply bytes.
+pub fn hex_bytes(text: &str) -> Result<Vec<u8>> {
+    let text = text.trim().trim_start_matches("0x");
+    match project::unhex(text) {
+        Some(bytes) => Ok(bytes),
+        None => bail!("expected the reply as hex, got `{text}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_are_shown_as_typed() {
+        assert_eq!(
+            shown(
+                "dfx",
+                &["canister", "call", "chat", "append", "(\"Hi there!\")"]
+            ),
+            r#"dfx canister call chat append '("Hi there!")'"#
+        );
+        assert_eq!(shown("icp", &["it's"]), r"icp 'it'\''s'");
+    }
+
+    #[test]
+    fn reply_hex_decodes() {
+        assert_eq!(hex_bytes("4449444c0000\n").unwrap(), b"DIDL\0\0");
+        assert!(hex_bytes("xyz").is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! dfx (≥ 0.23) through its command line. Facts: shared/reference/dfx.md — snapshot output
+//! moved from stderr to stdout in 0.32, sizes print as `1.61MiB` (≤ 0.24) or `1.61 MiB`, and
+//! `dfx start --background` leaves a daemon holding the caller's stdio.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use candid::IDLArgs;
+
+use super::cli::{Cli, hex_bytes};
+use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
+use crate::project;
+
+const CANISTER: &str = "chat";
+
+pub struct Dfx {
+    cli: Cli,
+    network: Network,
+}
+
+impl Dfx {
+    pub fn new(network: Network) -> Self {
+        let env = vec![("DFX_WARNING", "-deprecation"), ("DFX_TELEMETRY", "off")];
+        Self {
+            cli: Cli::new("dfx", env),
+            network,
+        }
+    }
+
+    /// Runs `dfx <args>` with the network flag after the subcommand words.
+    fn dfx(&mut self, args: &[&str]) -> Result<super::cli::Printed> {
+        let mut all: Vec<&str> = args.to_vec();
+        let network;
+        match &self.network {
+            Network::Local => {}
+            Network::Ic => all.extend(["--network", "ic"]),
+            Network::Url(url) => {
+                network = url.clone();
+                all.extend(["--network", network.as_str()]);
+            }
+        }
+        self.cli.run(&all)
+    }
+}
+
+impl Backend for Dfx {
+    fn name(&self) -> &'static str {
+        "dfx"
+    }
+
+    fn describe(&self) -> String {
+        match &self.network {
+            Network::Local => "dfx, project-local network (dfx.json)".into(),
+            Network::Ic => "dfx on mainnet (--network ic)".into(),
+            Network::Url(url) => format!("dfx on {url}"),
+        }
+    }
+
+    fn clean_start(&mut self) -> Result<()> {
+        if self.network != Network::Local {
+            bail!(
+                "a clean start wipes a local network; on {} there is none to wipe",
+                self.describe()
+            );
+        }
+        self.cli.run(&["stop"])?;
+        let log = project::state_dir().join("dfx-start.log");
+        std::fs::create_dir_all(project::state_dir())?;
+        self.cli
+            .run_detached(&["start", "--clean", "--background"], &log)
+    }
+
+    fn deploy(&mut self, _wasm: &Path) -> Result<String> {
+        // dfx builds through dfx.json, which runs `cargo xtask build`.
+        self.dfx(&["deploy", CANISTER, "--yes"])?;
+        Ok(self
+            .dfx(&["canister", "id", CANISTER])?
+            .stdout
+            .trim()
+            .to_owned())
+    }
+
+    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>> {
+        let args = args.to_string();
+        let mut line = vec![
+            "canister",
+            "call",
+            CANISTER,
+            method,
+            args.as_str(),
+            "--output",
+            "raw",
+        ];
+        if query {
+            line.push("--query");
+        }
+        hex_bytes(&self.dfx(&line)?.stdout)
+    }
+
+    fn stop_canister(&mut self) -> Result<()> {
+        self.dfx(&["canister", "stop", CANISTER]).map(drop)
+    }
+
+    fn start_canister(&mut self) -> Result<()> {
+        self.dfx(&["canister", "start", CANISTER]).map(drop)
+    }
+
+    fn status(&mut self) -> Result<Status> {
+        let printed = self.dfx(&["canister", "status", CANISTER])?;
+        let canister = self
+            .dfx(&["canister", "id", CANISTER])?
+            .stdout
+            .trim()
+            .to_owned();
+        parse_status(&printed.all, canister)
+    }
+
+    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+        let replaced = replace.map(ToString::to_string);
+        let mut line = vec!["canister", "snapshot", "create", CANISTER];
+        if let Some(id) = &replaced {
+            line.extend(["--replace", id.as_str()]);
+        }
+        let printed = self.dfx(&line)?;
+        parse_created(&printed.all)
+    }
+
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        let printed = self.dfx(&["canister", "snapshot", "list", CANISTER])?;
+        Ok(parse_list(&printed.all))
+    }
+
+    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()> {
+        let id = id.to_string();
+        self.dfx(&["canister", "snapshot", "load", CANISTER, &id])
+            .map(drop)
+    }
+
+    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()> {
+        let id = id.to_string();
+        self.dfx(&["canister", "snapshot", "delete", CANISTER, &id])
+            .map(drop)
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if self.network == Network::Local {
+            self.cli.run(&["stop"])?;
+        }
+        Ok(())
+    }
+
+    fn ran(&mut self) -> Vec<String> {
+        self.cli.ran()
+    }
+}
+
+/// The id in `Created a new snapshot of canister chat. Snapshot ID: <hex>`.
+pub fn parse_created(printed: &str) -> Result<SnapshotId> {
+    let Some((_, rest)) = printed.split_once("Snapshot ID: ") else {
+        bail!(
+            "dfx did not print a snapshot id; it printed: {}",
+            printed.trim()
+        );
+    };
+    let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    hex.parse()
+}
+
+/// Lines `<hex>: <size>, taken at <time>`; `No snapshots found …` gives none.
+pub fn parse_list(printed: &str) -> Vec<SnapshotInfo> {
+    printed
+        .lines()
+        .filter_map(|line| {
+            let (id, rest) = line.trim().split_once(": ")?;
+            let (size, taken_at) = rest.split_once(", taken at ")?;
+            Some(SnapshotInfo {
+                id: id.parse().ok()?,
+                taken_at: taken_at.trim().to_owned(),
+                size: size.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// `Status: Running` and `Module hash: 0x…` from `dfx canister status`.
+pub fn parse_status(printed: &str, canister: String) -> Result<Status> {
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    let Some(status) = field("Status:") else {
+        bail!("dfx printed no status: {}", printed.trim());
+    };
+    let module_hash = field("Module hash:")
+        .filter(|h| h != "None")
+        .map(|h| h.trim_start_matches("0x").to_owned());
+    Ok(Status {
+        canister,
+        status: status.to_lowercase(),
+        module_hash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "000000000000000080000000001000010101";
+
+    #[test]
+    fn created_id_is_found_on_either_stream_and_version() {
+        let line = format!("Created a new snapshot of canister chat. Snapshot ID: {ID}\n");
+        assert_eq!(parse_created(&line).unwrap().to_string(), ID);
+        let with_banner = format!("WARNING: dfx is deprecated, use icp-cli\n{line}");
+        assert_eq!(parse_created(&with_banner).unwrap().to_string(), ID);
+        assert!(parse_created("Error: Failed to take snapshot of canister chat").is_err());
+    }
+
+    #[test]
+    fn list_lines_parse_with_both_size_formats() {
+        let old = format!("{ID}: 1.61MiB, taken at 2024-08-27 18:19:20 UTC");
+        let new =
+            "000000000000000180000000001000010101: 1.61 MiB, taken at 2026-11-25 19:39:20 UTC";
+        let listed = parse_list(&format!("{old}\n{new}\n"));
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].size, "1.61MiB");
+        assert_eq!(listed[0].taken_at, "2024-08-27 18:19:20 UTC");
+        assert_eq!(listed[1].size, "1.61 MiB");
+        assert!(parse_list("No snapshots found in canister chat").is_empty());
+    }
+
+    #[test]
+    fn status_reads_state_and_module_hash() {
+        let printed = "Canister status call result for chat.\nStatus: Stopped\nControllers: 2vxsx-fae\nMemory allocation: 0\nModule hash: 0xabc123\n";
+        let status = parse_status(printed, "bkyz2-fmaaa-aaaaa-qaaaq-cai".into()).unwrap();
+        assert_eq!(status.status, "stopped");
+        assert_eq!(status.module_hash.as_deref(), Some("abc123"));
+        let empty = parse_status("Status: Running\nModule hash: None\n", String::new()).unwrap();
+        assert_eq!(empty.module_hash, None);
+    }
+}

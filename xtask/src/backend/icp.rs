@@ -1,0 +1,254 @@
+//! icp-cli (1.5) through its command line, reading its `--json` output. Facts:
+//! shared/reference/icp-cli.md. The canister is addressed by name, so the network is chosen
+//! by environment: `local` (icp.yaml) or `ic` (mainnet).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candid::IDLArgs;
+use serde::Deserialize;
+
+use super::cli::{Cli, hex_bytes};
+use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
+
+const CANISTER: &str = "chat";
+
+pub struct Icp {
+    cli: Cli,
+    environment: &'static str,
+}
+
+/// The icp binary: `$ICP_BIN`, else the project's npm install, else `icp` on PATH.
+pub fn binary(state_dir: &Path) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ICP_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let local = state_dir.join("tools/node_modules/.bin/icp");
+    if local.is_file() {
+        return Some(local);
+    }
+    super::on_path("icp").then(|| PathBuf::from("icp"))
+}
+
+impl Icp {
+    pub fn new(network: Network, state_dir: &Path) -> Result<Self> {
+        let environment = match network {
+            Network::Local => "local",
+            Network::Ic => "ic",
+            Network::Url(url) => bail!(
+                "the icp backend targets canisters by name, so it needs an environment: define one for {url} in icp.yaml, or use --network local|ic"
+            ),
+        };
+        let Some(program) = binary(state_dir) else {
+            bail!(
+                "icp-cli is not installed: `npm install --prefix {} @icp-sdk/icp-cli` or set ICP_BIN",
+                state_dir.join("tools").display()
+            );
+        };
+        let env = vec![("ICP_TELEMETRY_DISABLED", "1"), ("NO_COLOR", "1")];
+        Ok(Self {
+            cli: Cli::new(program.display().to_string(), env),
+            environment,
+        })
+    }
+
+    fn icp(&mut self, args: &[&str]) -> Result<super::cli::Printed> {
+        let mut all = args.to_vec();
+        all.extend(["-e", self.environment]);
+        self.cli.run(&all)
+    }
+}
+
+impl Backend for Icp {
+    fn name(&self) -> &'static str {
+        "icp"
+    }
+
+    fn describe(&self) -> String {
+        format!("icp-cli, environment `{}`", self.environment)
+    }
+
+    fn clean_start(&mut self) -> Result<()> {
+        if self.environment != "local" {
+            bail!("a clean start wipes a local network; on mainnet there is none to wipe");
+        }
+        // Stopping a network that does not run fails harmlessly.
+        let _ = self.cli.run(&["network", "stop"]);
+        self.cli.run(&["network", "start", "-d"]).map(drop)
+    }
+
+    fn deploy(&mut self, _wasm: &Path) -> Result<String> {
+        // icp builds through icp.yaml, which runs `cargo xtask build`.
+        self.icp(&["deploy", CANISTER, "--yes"])?;
+        Ok(self.status()?.canister)
+    }
+
+    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>> {
+        let args = args.to_string();
+        let mut line = vec![
+            "canister",
+            "call",
+            CANISTER,
+            method,
+            args.as_str(),
+            "-o",
+            "hex",
+        ];
+        if query {
+            line.push("--query");
+        }
+        hex_bytes(&self.icp(&line)?.stdout)
+    }
+
+    fn stop_canister(&mut self) -> Result<()> {
+        self.icp(&["canister", "stop", CANISTER]).map(drop)
+    }
+
+    fn start_canister(&mut self) -> Result<()> {
+        self.icp(&["canister", "start", CANISTER]).map(drop)
+    }
+
+    fn status(&mut self) -> Result<Status> {
+        parse_status(
+            &self
+                .icp(&["canister", "status", CANISTER, "--json"])?
+                .stdout,
+        )
+    }
+
+    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+        let replaced = replace.map(ToString::to_string);
+        let mut line = vec!["canister", "snapshot", "create", CANISTER, "--json"];
+        if let Some(id) = &replaced {
+            line.extend(["--replace", id.as_str()]);
+        }
+        parse_created(&self.icp(&line)?.stdout)
+    }
+
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        parse_list(
+            &self
+                .icp(&["canister", "snapshot", "list", CANISTER, "--json"])?
+                .stdout,
+        )
+    }
+
+    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()> {
+        let id = id.to_string();
+        self.icp(&["canister", "snapshot", "restore", CANISTER, &id])
+            .map(drop)
+    }
+
+    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()> {
+        let id = id.to_string();
+        self.icp(&["canister", "snapshot", "delete", CANISTER, &id])
+            .map(drop)
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if self.environment == "local" {
+            self.cli.run(&["network", "stop"])?;
+        }
+        Ok(())
+    }
+
+    fn ran(&mut self) -> Vec<String> {
+        self.cli.ran()
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    snapshot_id: String,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    snapshots: Vec<Listing>,
+}
+
+#[derive(Deserialize)]
+struct Listing {
+    snapshot_id: String,
+    taken_at_timestamp: u64,
+    total_size_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct StatusJson {
+    id: String,
+    status: String,
+    module_hash: Option<String>,
+}
+
+/// `{"snapshot_id":"<hex>","taken_at_timestamp":<ns>,"total_size_bytes":<n>}`.
+pub fn parse_created(json: &str) -> Result<SnapshotId> {
+    let created: Created = serde_json::from_str(json.trim())
+        .with_context(|| format!("icp printed no snapshot id: {}", json.trim()))?;
+    created.snapshot_id.parse()
+}
+
+/// `{"snapshots":[{"snapshot_id","taken_at_timestamp","total_size_bytes"}]}`.
+pub fn parse_list(json: &str) -> Result<Vec<SnapshotInfo>> {
+    let listed: Listed = serde_json::from_str(json.trim())
+        .with_context(|| format!("icp printed no snapshot list: {}", json.trim()))?;
+    listed
+        .snapshots
+        .into_iter()
+        .map(|s| {
+            Ok(SnapshotInfo::new(
+                s.snapshot_id.parse()?,
+                s.taken_at_timestamp,
+                s.total_size_bytes,
+            ))
+        })
+        .collect()
+}
+
+/// `{"id","name","status":"Stopped",…}`.
+pub fn parse_status(json: &str) -> Result<Status> {
+    let status: StatusJson = serde_json::from_str(json.trim())
+        .with_context(|| format!("icp printed no status: {}", json.trim()))?;
+    Ok(Status {
+        canister: status.id,
+        status: status.status.to_lowercase(),
+        module_hash: status
+            .module_hash
+            .map(|h| h.trim_start_matches("0x").to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_json_gives_the_id() {
+        let printed = r#"{"snapshot_id":"000000000000000080000000001000010101","taken_at_timestamp":1764099560000000000,"total_size_bytes":1234567}"#;
+        assert_eq!(
+            parse_created(printed).unwrap().to_string(),
+            "000000000000000080000000001000010101"
+        );
+        assert!(parse_created("Error: Canister chat is currently running.").is_err());
+    }
+
+    #[test]
+    fn list_json_gives_every_snapshot() {
+        let printed = r#"{"snapshots":[{"snapshot_id":"000000000000000080000000001000010101","taken_at_timestamp":1764099560000000000,"total_size_bytes":1234567},{"snapshot_id":"000000000000000180000000001000010101","taken_at_timestamp":1764099561000000000,"total_size_bytes":7}]}"#;
+        let listed = parse_list(printed).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].size, "7 B");
+        assert_eq!(listed[0].taken_at, "2025-11-25 19:39:20 UTC");
+        assert!(parse_list(r#"{"snapshots":[]}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn status_json_gives_state() {
+        let printed = "{\"id\":\"bkyz2-fmaaa-aaaaa-qaaaq-cai\",\"name\":\"chat\",\"status\":\"Stopped\",\"module_hash\":\"0xab\"}\n";
+        let status = parse_status(printed).unwrap();
+        assert_eq!(
+            (status.status.as_str(), status.module_hash.as_deref()),
+            ("stopped", Some("ab"))
+        );
+    }
+}

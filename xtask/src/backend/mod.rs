@@ -1,0 +1,235 @@
+//! The IC operations the lifecycle needs, as one small trait, and the choice of backend:
+//! the embedded replica in-process, dfx, or icp-cli. Each backend is one file.
+
+mod cli;
+mod dfx;
+mod embedded;
+mod icp;
+
+use std::{fmt, path::Path, str::FromStr};
+
+use anyhow::{Result, bail};
+use candid::IDLArgs;
+use serde::Serialize;
+
+use crate::project;
+
+pub use dfx::Dfx;
+pub use embedded::Embedded;
+pub use icp::Icp;
+
+/// Where the chat canister lives and how to reach it.
+pub trait Backend {
+    /// `embedded`, `dfx` or `icp`: names what is recorded for it.
+    fn name(&self) -> &'static str;
+    /// One line saying what this backend is, for the user.
+    fn describe(&self) -> String;
+    /// Wipes the local network (or the embedded state) and starts it empty.
+    fn clean_start(&mut self) -> Result<()>;
+    /// Creates the chat canister if needed and installs `wasm`; returns the canister id.
+    fn deploy(&mut self, wasm: &Path) -> Result<String>;
+    /// Calls a chat method with Candid arguments; returns the Candid reply bytes.
+    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>>;
+    fn stop_canister(&mut self) -> Result<()>;
+    fn start_canister(&mut self) -> Result<()>;
+    fn status(&mut self) -> Result<Status>;
+    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId>;
+    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>>;
+    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()>;
+    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()>;
+    /// Stops the local network, if the backend runs one.
+    fn shut_down(&mut self) -> Result<()>;
+    /// The commands run since the last call, as a user would type them.
+    fn ran(&mut self) -> Vec<String>;
+}
+
+/// A snapshot id: raw bytes, shown and parsed as lowercase hex as dfx and icp-cli do.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SnapshotId(pub Vec<u8>);
+
+impl fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&project::hex(&self.0))
+    }
+}
+
+impl FromStr for SnapshotId {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match project::unhex(text).filter(|bytes| bytes.len() >= 9) {
+            Some(bytes) => Ok(Self(bytes)),
+            None => bail!(
+                "malformed snapshot id `{text}`: expected an even number of hex digits (at least 18), like 000000000000000080000000001000010101; `cargo xtask list` shows the ids"
+            ),
+        }
+    }
+}
+
+impl Serialize for SnapshotId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    pub id: SnapshotId,
+    /// When it was taken, as `YYYY-MM-DD HH:MM:SS UTC` (dfx's form).
+    pub taken_at: String,
+    /// Its size for people, as `1.61 MiB` (dfx's form).
+    pub size: String,
+}
+
+impl SnapshotInfo {
+    /// From what the management canister returns: nanoseconds since the epoch and bytes.
+    pub fn new(id: SnapshotId, taken_at_ns: u64, total_size: u64) -> Self {
+        Self {
+            id,
+            taken_at: utc(taken_at_ns),
+            size: indicatif::HumanBytes(total_size).to_string(),
+        }
+    }
+}
+
+/// Nanoseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    )
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub canister: String,
+    /// `running`, `stopping` or `stopped`.
+    pub status: String,
+    pub module_hash: Option<String>,
+}
+
+/// Which backend the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    Auto,
+    Embedded,
+    Dfx,
+    Icp,
+}
+
+/// Which network a CLI backend targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    Local,
+    /// Mainnet.
+    Ic,
+    Url(String),
+}
+
+impl FromStr for Network {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "local" => Ok(Self::Local),
+            "ic" => Ok(Self::Ic),
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(Self::Url(url.to_owned()))
+            }
+            other => {
+                bail!("unknown network `{other}`: use local, ic (mainnet) or an http(s):// URL")
+            }
+        }
+    }
+}
+
+/// Opens the chosen backend; `auto` takes dfx when it is on PATH, else the embedded replica,
+/// and says which and why.
+pub fn open(
+    choice: Choice,
+    network: &Network,
+    state_dir: &Path,
+) -> Result<(Box<dyn Backend>, Option<String>)> {
+    let dfx_found = on_path("dfx");
+    let (choice, why) = match choice {
+        Choice::Auto if dfx_found => (
+            Choice::Dfx,
+            Some("backend: dfx (auto: dfx is on PATH)".to_owned()),
+        ),
+        Choice::Auto => (
+            Choice::Embedded,
+            Some(
+                "backend: embedded replica (auto: no dfx on PATH; use --backend dfx|icp to choose)"
+                    .to_owned(),
+            ),
+        ),
+        other => (other, None),
+    };
+    let backend: Box<dyn Backend> = match choice {
+        Choice::Embedded => {
+            if *network != Network::Local {
+                bail!(
+                    "the embedded backend is local only; for --network ic or a URL use --backend dfx or --backend icp"
+                );
+            }
+            Box::new(Embedded::open(state_dir)?)
+        }
+        Choice::Dfx => {
+            if !dfx_found {
+                bail!(
+                    "dfx is not on PATH: install it (https://internetcomputer.org/docs/building-apps/getting-started/install) or use --backend embedded"
+                );
+            }
+            Box::new(Dfx::new(network.clone()))
+        }
+        Choice::Icp => Box::new(Icp::new(network.clone(), state_dir)?),
+        Choice::Auto => unreachable!("resolved above"),
+    };
+    Ok((backend, why))
+}
+
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_dfx_prints_them() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_724_782_760_000_000_000), "2024-08-27 18:19:20 UTC");
+        assert_eq!(utc(1_709_251_199_000_000_000), "2024-02-29 23:59:59 UTC");
+    }
+
+    #[test]
+    fn snapshot_ids_parse_as_hex_and_refuse_anything_else() {
+        let id: SnapshotId = "000000000000000080000000001000010101".parse().unwrap();
+        assert_eq!(id.0.len(), 18);
+        assert_eq!(id.to_string(), "000000000000000080000000001000010101");
+        for bad in [
+            "xyz",
+            "0000",
+            "00000000000000008000000000100001010",
+            "g00000000000000080000000001000010101",
+        ] {
+            assert!(bad.parse::<SnapshotId>().is_err(), "{bad}");
+        }
+    }
+}
