@@ -102,6 +102,10 @@ impl Session {
     /// Runs `f` with the canister stopped and starts it again whatever happens, saying so
     /// when something failed.
     fn while_stopped<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        crate::interrupt::critical(|| self.stopped_then_started(f))
+    }
+
+    fn stopped_then_started<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let stopped = self.backend.stop_canister();
         self.show();
         stopped.context("could not stop the canister; nothing changed")?;
@@ -175,13 +179,24 @@ impl Session {
             s.show();
             id
         })?;
+        let messages = chat.len();
+        self.remember(&id, replace, chat)?;
+        Ok(json!({ "snapshot_id": id, "messages": messages }))
+    }
+
+    /// Records the chat as it was when snapshot `id` was taken, for `verify`.
+    fn remember(
+        &mut self,
+        id: &SnapshotId,
+        replaced: Option<&SnapshotId>,
+        chat: Vec<String>,
+    ) -> Result<()> {
         self.say(format!("  snapshot {id}"));
-        if let Some(replaced) = replace {
+        if let Some(replaced) = replaced {
             self.records.dumps.remove(&replaced.to_string());
         }
-        self.records.dumps.insert(id.to_string(), chat.clone());
-        self.save()?;
-        Ok(json!({ "snapshot_id": id, "messages": chat.len() }))
+        self.records.dumps.insert(id.to_string(), chat);
+        self.save()
     }
 
     pub fn break_chat(&mut self) -> Result<Value> {
@@ -292,19 +307,13 @@ impl Session {
         self.append(GREETING)?;
         let before = self.dump()?;
         self.say("[4/8] stop");
-        let stopped = self.backend.stop_canister();
-        self.came_back("stopped");
-        stopped?;
-        self.say("[5/8] snapshot, then start");
-        let id = self.backend.snapshot_create(None);
-        self.show();
-        let id = id?;
-        self.say(format!("  snapshot {id}"));
-        self.records.dumps.insert(id.to_string(), before.clone());
-        self.save()?;
-        let started = self.backend.start_canister();
-        self.came_back("started");
-        started?;
+        let id = self.while_stopped(|s| {
+            s.say("[5/8] snapshot, then start");
+            let id = s.backend.snapshot_create(None);
+            s.show();
+            id
+        })?;
+        self.remember(&id, None, before)?;
         self.say("[6/8] break: remove_spam loses the chat (the deliberate bug)");
         self.remove_spam()?;
         self.dump()?;

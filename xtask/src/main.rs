@@ -6,6 +6,7 @@
 
 mod backend;
 mod build;
+mod interrupt;
 mod lifecycle;
 mod project;
 mod records;
@@ -84,6 +85,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    interrupt::install();
     if let Some(dir) = cli.state_dir.clone() {
         project::set_state_dir(dir);
     }

@@ -1,0 +1,37 @@
+//! Ctrl-C that leaves a consistent state: outside a critical section it ends the process at
+//! once (every change already committed is whole); inside one — while the canister is
+//! stopped for a snapshot or restore — it waits until the canister runs again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static CRITICAL: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The exit code of a process ended by SIGINT.
+const INTERRUPTED_EXIT: i32 = 130;
+
+pub fn install() {
+    let handler = || {
+        if CRITICAL.load(Ordering::SeqCst) {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!("interrupted: finishing the step so the canister runs again…");
+        } else {
+            eprintln!("interrupted");
+            std::process::exit(INTERRUPTED_EXIT);
+        }
+    };
+    // Without a handler Ctrl-C still works, only without the grace period.
+    let _ = ctrlc::set_handler(handler);
+}
+
+/// Runs `f` without being cut short by Ctrl-C; exits afterwards if one came.
+pub fn critical<T>(f: impl FnOnce() -> T) -> T {
+    CRITICAL.store(true, Ordering::SeqCst);
+    let result = f();
+    CRITICAL.store(false, Ordering::SeqCst);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!("interrupted after the step finished; the canister is running");
+        std::process::exit(INTERRUPTED_EXIT);
+    }
+    result
+}
