@@ -118,7 +118,7 @@ impl Session {
                 "{error:#}; the canister was started again, so it keeps serving as before"
             )),
             (Ok(_), Err(error)) => Err(anyhow!(
-                "the step succeeded, but starting the canister again failed: {error:#}; start it with `cargo xtask status` to check, then your SDK's canister start"
+                "the step succeeded, but starting the canister again failed ({error:#}): it is still stopped; check with `cargo xtask status`, then start it (`dfx canister start chat` or `icp canister start chat`)"
             )),
             (Err(error), Err(again)) => Err(anyhow!(
                 "{error:#}; starting the canister again also failed ({again:#}): it is stopped — start it before using it"
@@ -127,8 +127,9 @@ impl Session {
     }
 
     pub fn start(&mut self) -> Result<Value> {
-        self.backend.clean_start()?;
+        let started = self.backend.clean_start();
         self.show();
+        started?;
         self.records = Records::default();
         self.save()?;
         self.say(format!("  started clean: {}", self.backend.describe()));
