@@ -7,11 +7,13 @@
 
 pub mod canister;
 pub mod error;
+pub mod http;
 pub mod ids;
 mod management;
 mod replica;
 pub mod store;
+mod system_canisters;
 
 pub use candid::Principal;
 pub use error::{ErrorCode, Reject, RejectCode, StoreError};
-pub use replica::Replica;
+pub use replica::{CanisterFacts, Replica};

@@ -177,22 +177,8 @@ impl Call<'_> {
         settings: Option<ic::CanisterSettings>,
         cycles: u128,
     ) -> Outcome<ic::CanisterIdRecord> {
-        let mut defaults = Settings::new(vec![self.sender]);
-        if let Some(settings) = settings {
-            apply_settings(&mut defaults, settings)?;
-        }
-        let id = self.replica.new_canister_id();
-        let controllers = defaults.controllers.clone();
-        let mut state = CanisterState::new(id, defaults, cycles);
-        state.record(
-            self.time,
-            self.sender,
-            crate::canister::state::ChangeKind::Creation(controllers),
-        );
-        self.replica
-            .canisters
-            .insert(id, crate::canister::Canister::new(state));
-        Ok(ic::CanisterIdRecord { canister_id: id })
+        let canister_id = create(self.replica, self.sender, self.time, settings, cycles)?;
+        Ok(ic::CanisterIdRecord { canister_id })
     }
 
     fn install_code(&mut self, args: ic::InstallCodeArgs) -> Outcome<()> {
@@ -574,6 +560,32 @@ fn check_room(state: &CanisterState, replace: Option<&[u8]>) -> Outcome<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Creates a canister controlled by `controller` (or by the settings' controllers).
+pub(crate) fn create(
+    replica: &mut Replica,
+    controller: Principal,
+    time: u64,
+    settings: Option<ic::CanisterSettings>,
+    cycles: u128,
+) -> Outcome<Principal> {
+    let mut defaults = Settings::new(vec![controller]);
+    if let Some(settings) = settings {
+        apply_settings(&mut defaults, settings)?;
+    }
+    let id = replica.new_canister_id();
+    let controllers = defaults.controllers.clone();
+    let mut state = CanisterState::new(id, defaults, cycles);
+    state.record(
+        time,
+        controller,
+        crate::canister::state::ChangeKind::Creation(controllers),
+    );
+    replica
+        .canisters
+        .insert(id, crate::canister::Canister::new(state));
+    Ok(id)
 }
 
 fn describe(snapshot: &Snapshot) -> ic::Snapshot {

@@ -14,11 +14,12 @@ use crate::canister::{
     Canister, Message,
     engine::Engine,
     env::{Context, Response},
+    module::Metadata,
     state::{CanisterState, Status},
 };
 use crate::error::{ErrorCode, Reject, StoreError};
 use crate::store::{Hash, Store};
-use crate::{ids, management};
+use crate::{ids, management, system_canisters};
 
 /// Largest argument of an ingress message (IC interface spec, "Resource limits").
 const MAX_ARG_BYTES: usize = 2 * 1024 * 1024;
@@ -31,7 +32,16 @@ struct Manifest {
     canisters: Vec<CanisterState>,
 }
 
+/// A canister as the certified state tree shows it.
+pub struct CanisterFacts {
+    pub id: Principal,
+    pub controllers: Vec<Principal>,
+    pub module_hash: Option<Hash>,
+    pub metadata: Metadata,
+}
+
 pub struct Replica {
+    metadata_cache: std::sync::Mutex<std::collections::HashMap<Hash, Metadata>>,
     pub(crate) store: Store,
     pub(crate) engine: Engine,
     pub(crate) canisters: BTreeMap<Principal, Canister>,
@@ -45,6 +55,7 @@ impl Replica {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let (store, manifest) = Store::open(dir)?;
         let mut replica = Self {
+            metadata_cache: Default::default(),
             store,
             engine: Engine::new(),
             canisters: BTreeMap::new(),
@@ -147,6 +158,45 @@ impl Replica {
         self.subnet_id
     }
 
+    /// Names this replica's subnet (the HTTP server derives it from its root key).
+    pub fn set_subnet_id(&mut self, subnet_id: Principal) {
+        self.subnet_id = subnet_id;
+    }
+
+    /// What the certified state tree shows of each canister.
+    pub fn facts(&mut self) -> Vec<CanisterFacts> {
+        let mut facts = Vec::new();
+        for canister in self.canisters.values() {
+            let module_hash = canister.module_hash();
+            let metadata = match module_hash {
+                Some(hash) => self.metadata_of(hash),
+                None => Vec::new(),
+            };
+            facts.push(CanisterFacts {
+                id: canister.id(),
+                controllers: canister.state.settings.controllers.clone(),
+                module_hash,
+                metadata,
+            });
+        }
+        facts
+    }
+
+    /// A module's metadata sections, parsed once per module.
+    fn metadata_of(&self, module: Hash) -> Metadata {
+        let mut cache = self.metadata_cache.lock().expect("not poisoned");
+        cache
+            .entry(module)
+            .or_insert_with(|| {
+                self.store
+                    .get(&module)
+                    .ok()
+                    .and_then(|wasm| crate::canister::module::metadata(&wasm).ok())
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
     /// The canisters on this replica.
     pub fn canister_ids(&self) -> Vec<Principal> {
         self.canisters.keys().copied().collect()
@@ -193,6 +243,10 @@ impl Replica {
                     arg.len()
                 ),
             ));
+        }
+        let time = self.now();
+        if let Some(answer) = system_canisters::call(self, sender, canister_id, method, arg, time) {
+            return answer;
         }
         if canister_id == Principal::management_canister() {
             let query = context == Context::Query;

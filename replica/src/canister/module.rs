@@ -27,8 +27,7 @@ pub struct ModuleInfo {
     /// Names under which the mutable globals are exported, in index order.
     pub globals: Vec<String>,
     pub entry_points: BTreeSet<String>,
-    /// `icp:public` / `icp:private` custom sections: (public, name, contents).
-    pub metadata: Vec<(bool, String, Vec<u8>)>,
+    pub metadata: Metadata,
     /// `ic0` functions the module imports.
     pub imports: Vec<String>,
 }
@@ -167,15 +166,7 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
                 exports.export(START_EXPORT, ExportKind::Func, *func);
                 continue;
             }
-            Payload::CustomSection(section) => {
-                let name = section.name();
-                for (prefix, public) in [("icp:public ", true), ("icp:private ", false)] {
-                    if let Some(name) = name.strip_prefix(prefix) {
-                        info.metadata
-                            .push((public, name.to_owned(), section.data().to_vec()));
-                    }
-                }
-            }
+            Payload::CustomSection(section) => info.metadata.extend(metadata_entry(section)),
             _ => {}
         }
         // Our exports go where the export section belongs: before start, element and code.
@@ -198,6 +189,30 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
     check_entry_points(&info.entry_points)?;
     info.prepared = encoder.finish();
     Ok(info)
+}
+
+/// `icp:public` / `icp:private` custom sections: (public, name, contents).
+pub type Metadata = Vec<(bool, String, Vec<u8>)>;
+
+/// A module's metadata sections.
+pub fn metadata(wasm: &[u8]) -> Result<Metadata, Reject> {
+    let wasm = decompress(wasm)?;
+    let mut found = Vec::new();
+    for payload in Parser::new(0).parse_all(&wasm) {
+        if let Payload::CustomSection(section) = payload.map_err(invalid)? {
+            found.extend(metadata_entry(&section));
+        }
+    }
+    Ok(found)
+}
+
+fn metadata_entry(section: &wasmparser::CustomSectionReader) -> Option<(bool, String, Vec<u8>)> {
+    [("icp:public ", true), ("icp:private ", false)]
+        .into_iter()
+        .find_map(|(prefix, public)| {
+            let name = section.name().strip_prefix(prefix)?;
+            Some((public, name.to_owned(), section.data().to_vec()))
+        })
 }
 
 fn section_after_exports(payload: &Payload) -> bool {

@@ -214,16 +214,20 @@ fn read_manifest(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 }
 
 fn write_manifest(dir: &Path, body: &[u8]) -> Result<(), StoreError> {
-    let path = dir.join(MANIFEST);
-    let partial = dir.join(format!("{MANIFEST}.tmp"));
     let mut bytes = Vec::with_capacity(40 + body.len());
     bytes.extend_from_slice(MANIFEST_MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&hash(body));
     bytes.extend_from_slice(body);
-    pack::write_durably(&partial, &bytes)?;
-    fs::rename(&partial, &path).map_err(StoreError::io(&path))?;
-    sync_dir(dir)
+    write_file_durably(&dir.join(MANIFEST), &bytes)
+}
+
+/// Writes a small file atomically and durably (temp file, fsync, rename, fsync of the dir).
+pub fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let partial = path.with_extension("tmp");
+    pack::write_durably(&partial, bytes)?;
+    fs::rename(&partial, path).map_err(StoreError::io(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {

@@ -1,0 +1,43 @@
+//! The IC HTTP interface over the replica, so real clients (icp-cli, dfx, ic-agent) can use
+//! it: status, calls (synchronous v3/v4 with a certificate, asynchronous v2), queries signed
+//! by the node key, and read_state over the certified state tree.
+
+mod ingress;
+mod keys;
+mod server;
+mod tree;
+
+pub use keys::Keys;
+pub use server::{Server, serve};
+
+use std::{net::SocketAddr, path::Path};
+
+use crate::Replica;
+
+/// Opens the replica in `dir`, serves it on `address` until SIGINT or SIGTERM, and calls
+/// `ready` once it listens. Every change is committed as it happens, so stopping loses nothing.
+pub fn run_until_signal(
+    dir: &Path,
+    address: SocketAddr,
+    ready: impl FnOnce(&Server),
+) -> Result<(), String> {
+    let replica = Replica::open(dir).map_err(|e| e.to_string())?;
+    let keys = Keys::load_or_create(dir).map_err(|e| e.to_string())?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = serve(replica, keys, address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        ready(&server);
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        server.stop().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,499 @@
+//! The HTTP endpoints (IC interface spec, "HTTPS Interface"): routing, one handler per kind
+//! of request, the ingress history that `request_status` certifies, and a clock that runs
+//! the replica's rounds (timers, heartbeats).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use candid::Principal;
+use ic_transport_types::{
+    EnvelopeContent, NodeSignature, QueryResponse, RejectResponse, ReplyResponse, RequestId,
+};
+use serde::Serialize;
+
+use super::ingress::{self, BadRequest, Ingress};
+use super::keys::Keys;
+use super::tree::{self, Node};
+use crate::{Reject, Replica};
+
+/// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// How long a request's status stays readable (the longest ingress expiry, plus margin).
+const HISTORY_NS: u64 = 6 * 60 * 1_000_000_000;
+
+type Outcome = Result<Vec<u8>, Reject>;
+
+struct Shared {
+    replica: Mutex<Replica>,
+    keys: Keys,
+    history: Mutex<HashMap<RequestId, (Principal, Outcome, u64)>>,
+}
+
+/// A running server.
+pub struct Server {
+    pub address: SocketAddr,
+    pub root_key: Vec<u8>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting requests and waits for the ones in flight; the state is committed
+    /// after every change, so nothing is lost.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Serves `replica` on `address` (use port 0 for any free port).
+pub async fn serve(
+    mut replica: Replica,
+    keys: Keys,
+    address: SocketAddr,
+) -> std::io::Result<Server> {
+    replica.set_subnet_id(keys.subnet_id);
+    let root_key = keys.root_der.clone();
+    let shared = Arc::new(Shared {
+        replica: Mutex::new(replica),
+        keys,
+        history: Mutex::new(HashMap::new()),
+    });
+    let app = Router::new()
+        .route("/api/v2/status", get(status))
+        .route(
+            "/api/{version}/canister/{id}/{kind}",
+            post(canister_endpoint),
+        )
+        .route(
+            "/api/{version}/subnet/{id}/read_state",
+            post(subnet_read_state),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let address = listener.local_addr()?;
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let clock = tokio::spawn(rounds(shared));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        clock.abort();
+    });
+    Ok(Server {
+        address,
+        root_key,
+        shutdown,
+        task,
+    })
+}
+
+/// Runs a round every second, so timers fire without a message to wake them.
+async fn rounds(shared: Arc<Shared>) {
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        clock.tick().await;
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            shared.replica.lock().expect("not poisoned").tick()
+        })
+        .await;
+    }
+}
+
+fn cbor_response(status: StatusCode, value: &impl Serialize) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/cbor")],
+        tree::cbor(value),
+    )
+        .into_response()
+}
+
+fn bad_request(BadRequest(message): BadRequest) -> Response {
+    (StatusCode::BAD_REQUEST, message).into_response()
+}
+
+#[derive(Serialize)]
+struct StatusReply<'a> {
+    #[serde(with = "serde_bytes")]
+    root_key: &'a [u8],
+    impl_version: &'static str,
+    replica_health_status: &'static str,
+    ic_api_version: &'static str,
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let reply = StatusReply {
+        root_key: &shared.keys.root_der,
+        impl_version: concat!(
+            "canister-snapshots embedded replica ",
+            env!("CARGO_PKG_VERSION")
+        ),
+        replica_health_status: "healthy",
+        ic_api_version: "0.18.0",
+    };
+    cbor_response(StatusCode::OK, &reply)
+}
+
+async fn canister_endpoint(
+    State(shared): State<Arc<Shared>>,
+    Path((version, id, kind)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let Ok(effective) = Principal::from_text(&id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("`{id}` is not a canister id"),
+        )
+            .into_response();
+    };
+    let blocking = tokio::task::spawn_blocking(move || {
+        let ingress = match ingress::authenticate(&body, now()) {
+            Ok(ingress) => ingress,
+            Err(error) => return bad_request(error),
+        };
+        match (kind.as_str(), version.as_str()) {
+            ("call", "v2") => call(&shared, ingress, effective, false),
+            ("call", "v3" | "v4") => call(&shared, ingress, effective, true),
+            ("query", "v2" | "v3") => query(&shared, ingress, effective),
+            ("read_state", "v2" | "v3") => read_state(&shared, ingress, Some(effective)),
+            _ => (
+                StatusCode::NOT_FOUND,
+                format!("no endpoint /api/{version}/canister/<id>/{kind} on this replica"),
+            )
+                .into_response(),
+        }
+    });
+    blocking
+        .await
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+async fn subnet_read_state(
+    State(shared): State<Arc<Shared>>,
+    Path((version, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if !matches!(version.as_str(), "v2" | "v3")
+        || Principal::from_text(&id).ok() != Some(shared.keys.subnet_id)
+    {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no subnet {id} on this replica"),
+        )
+            .into_response();
+    }
+    let blocking = tokio::task::spawn_blocking(move || match ingress::authenticate(&body, now()) {
+        Ok(ingress) => read_state(&shared, ingress, None),
+        Err(error) => bad_request(error),
+    });
+    blocking
+        .await
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+/// Checks that a call or query is addressed where it claims to be.
+fn check_target(
+    ingress: &Ingress,
+    canister: &Principal,
+    method: &str,
+    arg: &[u8],
+    effective: Principal,
+) -> Result<(), (StatusCode, String)> {
+    if let Some(expected) = ingress::effective_canister(canister, method, arg)
+        && expected != effective
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the effective canister id in the URL ({effective}) is not the call's target ({expected})"
+            ),
+        ));
+    }
+    if !ingress.may_target(canister) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("the sender's delegations do not allow calls to {canister}"),
+        ));
+    }
+    Ok(())
+}
+
+fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bool) -> Response {
+    let EnvelopeContent::Call {
+        canister_id,
+        method_name,
+        arg,
+        ..
+    } = &ingress.content
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the call endpoint takes requests of type `call`",
+        )
+            .into_response();
+    };
+    if let Err(refused) = check_target(&ingress, canister_id, method_name, arg, effective) {
+        return refused.into_response();
+    }
+    let sender = ingress.sender();
+    let outcome =
+        shared
+            .replica
+            .lock()
+            .expect("not poisoned")
+            .update(sender, *canister_id, method_name, arg);
+    let time = now();
+    {
+        let mut history = shared.history.lock().expect("not poisoned");
+        history.retain(|_, (_, _, at)| *at + HISTORY_NS > time);
+        history.insert(ingress.request_id, (sender, outcome, time));
+    }
+    if !synchronous {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let path = vec![
+        b"request_status".to_vec(),
+        ingress.request_id.as_slice().to_vec(),
+    ];
+    let certificate = certify(shared, &[path, vec![b"time".to_vec()]], Some(sender));
+    #[derive(Serialize)]
+    struct Replied {
+        status: &'static str,
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+    }
+    cbor_response(
+        StatusCode::OK,
+        &Replied {
+            status: "replied",
+            certificate,
+        },
+    )
+}
+
+fn query(shared: &Shared, ingress: Ingress, effective: Principal) -> Response {
+    let EnvelopeContent::Query {
+        canister_id,
+        method_name,
+        arg,
+        sender,
+        ..
+    } = &ingress.content
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the query endpoint takes requests of type `query`",
+        )
+            .into_response();
+    };
+    if let Err(refused) = check_target(&ingress, canister_id, method_name, arg, effective) {
+        return refused.into_response();
+    }
+    let outcome =
+        shared
+            .replica
+            .lock()
+            .expect("not poisoned")
+            .query(*sender, *canister_id, method_name, arg);
+    let mut response = match outcome {
+        Ok(arg) => QueryResponse::Replied {
+            reply: ReplyResponse { arg },
+            signatures: Vec::new(),
+        },
+        Err(reject) => QueryResponse::Rejected {
+            reject: reject_response(&reject),
+            signatures: Vec::new(),
+        },
+    };
+    let timestamp = now();
+    let signature = NodeSignature {
+        timestamp,
+        signature: shared
+            .keys
+            .sign_response(&response.signable(ingress.request_id, timestamp)),
+        identity: shared.keys.node_id,
+    };
+    match &mut response {
+        QueryResponse::Replied { signatures, .. } | QueryResponse::Rejected { signatures, .. } => {
+            signatures.push(signature)
+        }
+    }
+    cbor_response(StatusCode::OK, &response)
+}
+
+fn reject_response(reject: &Reject) -> RejectResponse {
+    RejectResponse {
+        reject_code: ic_transport_types::RejectCode::try_from(reject.code as u64)
+            .expect("IC reject codes"),
+        reject_message: reject.message.clone(),
+        error_code: reject.error_code.map(|c| c.to_string()),
+    }
+}
+
+fn read_state(shared: &Shared, ingress: Ingress, effective: Option<Principal>) -> Response {
+    let EnvelopeContent::ReadState { paths, sender, .. } = &ingress.content else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the read_state endpoint takes requests of type `read_state`",
+        )
+            .into_response();
+    };
+    let paths: Vec<Vec<Vec<u8>>> = paths
+        .iter()
+        .map(|p| p.iter().map(|l| l.as_bytes().to_vec()).collect())
+        .collect();
+    for path in &paths {
+        if let Some(refused) = refuse_path(shared, path, *sender, effective) {
+            return (StatusCode::FORBIDDEN, refused).into_response();
+        }
+    }
+    #[derive(Serialize)]
+    struct Certified {
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+    }
+    let mut with_time = paths;
+    with_time.push(vec![b"time".to_vec()]);
+    cbor_response(
+        StatusCode::OK,
+        &Certified {
+            certificate: certify(shared, &with_time, Some(*sender)),
+        },
+    )
+}
+
+/// Why a path may not be read by `sender` (IC interface spec, "Request: Read state").
+fn refuse_path(
+    shared: &Shared,
+    path: &[Vec<u8>],
+    sender: Principal,
+    effective: Option<Principal>,
+) -> Option<String> {
+    match path.first().map(Vec::as_slice) {
+        Some(b"request_status") => {
+            let id: [u8; 32] = path.get(1)?.as_slice().try_into().ok()?;
+            let history = shared.history.lock().expect("not poisoned");
+            match history.get(&RequestId::new(&id)) {
+                Some((owner, _, _)) if *owner != sender => {
+                    Some("only the sender of a request may read its status".into())
+                }
+                _ => None,
+            }
+        }
+        Some(b"canister") => {
+            let canister = Principal::try_from_slice(path.get(1)?).ok()?;
+            (effective.is_some_and(|e| e != canister))
+                .then(|| format!("read_state of canister {canister} must be sent to /api/v3/canister/{canister}/read_state"))
+        }
+        Some(b"time" | b"subnet" | b"canister_ranges") | None => None,
+        Some(other) => Some(format!(
+            "the path /{} is not readable here",
+            String::from_utf8_lossy(other)
+        )),
+    }
+}
+
+/// A certificate over the state tree, revealing `paths`.
+fn certify(shared: &Shared, paths: &[Vec<Vec<u8>>], reader: Option<Principal>) -> Vec<u8> {
+    let tree = state_tree(shared, reader);
+    tree::certificate(&shared.keys, &tree.witness(paths))
+}
+
+fn state_tree(shared: &Shared, reader: Option<Principal>) -> Node {
+    let keys = &shared.keys;
+    let mut root = Node::empty();
+    root.set(&[b"time"], tree::leb128(now()));
+    let subnet = keys.subnet_id.as_slice();
+    let ranges = vec![(
+        Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]),
+        Principal::from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 1]),
+    )];
+    let ranges_cbor = tree::cbor(&ranges);
+    root.set(&[b"subnet", subnet, b"public_key"], keys.root_der.clone());
+    root.set(
+        &[b"subnet", subnet, b"canister_ranges"],
+        ranges_cbor.clone(),
+    );
+    root.set(&[b"subnet", subnet, b"type"], b"application".to_vec());
+    root.set(
+        &[
+            b"subnet",
+            subnet,
+            b"node",
+            keys.node_id.as_slice(),
+            b"public_key",
+        ],
+        keys.node_der.clone(),
+    );
+    root.set(
+        &[b"canister_ranges", subnet, ranges[0].0.as_slice()],
+        ranges_cbor,
+    );
+    for facts in shared.replica.lock().expect("not poisoned").facts() {
+        let id = facts.id.as_slice();
+        root.set(
+            &[b"canister", id, b"controllers"],
+            tree::cbor(&facts.controllers),
+        );
+        if let Some(hash) = facts.module_hash {
+            root.set(&[b"canister", id, b"module_hash"], hash.to_vec());
+        }
+        let may_see_private = reader.is_some_and(|r| facts.controllers.contains(&r));
+        for (public, name, data) in facts.metadata {
+            if public || may_see_private {
+                root.set(&[b"canister", id, b"metadata", name.as_bytes()], data);
+            }
+        }
+    }
+    for (id, (_, outcome, _)) in shared.history.lock().expect("not poisoned").iter() {
+        let id = id.as_slice();
+        match outcome {
+            Ok(reply) => {
+                root.set(&[b"request_status", id, b"status"], b"replied".to_vec());
+                root.set(&[b"request_status", id, b"reply"], reply.clone());
+            }
+            Err(reject) => {
+                root.set(&[b"request_status", id, b"status"], b"rejected".to_vec());
+                root.set(
+                    &[b"request_status", id, b"reject_code"],
+                    tree::leb128(reject.code as u64),
+                );
+                root.set(
+                    &[b"request_status", id, b"reject_message"],
+                    reject.message.clone().into_bytes(),
+                );
+                if let Some(code) = reject.error_code {
+                    root.set(
+                        &[b"request_status", id, b"error_code"],
+                        code.to_string().into_bytes(),
+                    );
+                }
+            }
+        }
+    }
+    root
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

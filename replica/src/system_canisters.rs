@@ -1,0 +1,112 @@
+//! The two system canisters clients call before any canister of theirs exists (icp-cli's
+//! `canister create` / `deploy`): the cycles ledger's `create_canister`, and the cycles
+//! minting canister's `get_default_subnets`, answering this replica's own subnet.
+
+use candid::{CandidType, Decode, Encode, Nat, Principal};
+use ic_management_canister_types as ic;
+use serde::Deserialize;
+
+use crate::error::{ErrorCode, Reject};
+use crate::management;
+use crate::replica::Replica;
+
+pub fn cycles_ledger() -> Principal {
+    Principal::from_text("um5iw-rqaaa-aaaaq-qaaba-cai").expect("valid id")
+}
+
+pub fn cycles_minting_canister() -> Principal {
+    Principal::from_text("rkp4c-7iaaa-aaaaa-aaaca-cai").expect("valid id")
+}
+
+#[derive(CandidType, Deserialize)]
+struct CreateCanisterArgs {
+    amount: Nat,
+    creation_args: Option<CreationArgs>,
+}
+
+#[derive(CandidType, Deserialize)]
+struct CreationArgs {
+    settings: Option<ic::CanisterSettings>,
+}
+
+#[derive(CandidType)]
+struct CreateCanisterSuccess {
+    block_id: Nat,
+    canister_id: Principal,
+}
+
+#[derive(CandidType)]
+enum CreateCanisterError {
+    GenericError { message: String, error_code: Nat },
+}
+
+#[derive(CandidType)]
+enum CreateCanisterResult {
+    Ok(CreateCanisterSuccess),
+    Err(CreateCanisterError),
+}
+
+/// Answers a call to a system canister; `None` when `canister` is not one.
+pub fn call(
+    replica: &mut Replica,
+    sender: Principal,
+    canister: Principal,
+    method: &str,
+    arg: &[u8],
+    time: u64,
+) -> Option<Result<Vec<u8>, Reject>> {
+    let answer = if canister == cycles_minting_canister() {
+        match method {
+            "get_default_subnets" => Ok(Encode!(&vec![replica.subnet_id()]).expect("encodes")),
+            _ => Err(no_method(&canister, method)),
+        }
+    } else if canister == cycles_ledger() {
+        match method {
+            "create_canister" => create_canister(replica, sender, arg, time),
+            _ => Err(no_method(&canister, method)),
+        }
+    } else {
+        return None;
+    };
+    Some(answer)
+}
+
+/// Creates a canister with `amount` cycles, as the cycles ledger would after charging it.
+fn create_canister(
+    replica: &mut Replica,
+    sender: Principal,
+    arg: &[u8],
+    time: u64,
+) -> Result<Vec<u8>, Reject> {
+    let args = Decode!(arg, CreateCanisterArgs).map_err(|e| {
+        Reject::new(
+            ErrorCode::InvalidManagementPayload,
+            format!("create_canister: the argument does not decode: {e}"),
+        )
+    })?;
+    let cycles = u128::try_from(args.amount.0)
+        .unwrap_or(u128::MAX)
+        .min(u128::from(u64::MAX));
+    let settings = args.creation_args.and_then(|c| c.settings);
+    let result = match management::create(replica, sender, time, settings, cycles) {
+        Ok(canister_id) => {
+            replica.commit()?;
+            CreateCanisterResult::Ok(CreateCanisterSuccess {
+                block_id: Nat::from(time),
+                canister_id,
+            })
+        }
+        Err(reject) => CreateCanisterResult::Err(CreateCanisterError::GenericError {
+            message: reject.message,
+            error_code: Nat::from(0u8),
+        }),
+    };
+    Ok(Encode!(&result).expect("encodes"))
+}
+
+fn no_method(canister: &Principal, method: &str) -> Reject {
+    Reject::new(
+        ErrorCode::CanisterMethodNotFound,
+        format!("Canister {canister} has no method '{method}' on this replica"),
+    )
+}
