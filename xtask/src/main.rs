@@ -11,6 +11,7 @@ mod lifecycle;
 mod project;
 mod records;
 mod test;
+mod tools;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -81,11 +82,20 @@ enum Command {
     Status,
     /// Shut the local network down (dfx, icp); the embedded replica keeps its state on disk.
     Stop,
+    /// Serve the embedded replica over the IC HTTP interface until Ctrl-C.
+    Serve {
+        #[arg(long, default_value_t = 4943)]
+        port: u16,
+        /// The replica's state [default: <state-dir>/embedded].
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Install icp-cli 1.5.0 from npm into the project (.tools/), for `--backend icp`.
+    InstallIcp,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    interrupt::install();
     if let Some(dir) = cli.state_dir.clone() {
         project::set_state_dir(dir);
     }
@@ -106,8 +116,13 @@ fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
         Command::Build => return build::build().map(|artifact| artifact.report()),
         Command::Test => return test::run(),
+        Command::InstallIcp => {
+            return tools::install_icp().map(|icp| println!("icp-cli: {}", icp.display()));
+        }
+        Command::Serve { port, state } => return serve(port, state),
         command => command,
     };
+    interrupt::install();
     let (backend, why) = backend::open(cli.backend, &cli.network, project::state_dir())?;
     let name = backend.name();
     let mut session = Session::new(backend, name, cli.json)?;
@@ -127,7 +142,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify { id } => session.verify(id.as_ref()),
         Command::Status => session.status(),
         Command::Stop => session.shut_down(),
-        Command::Build | Command::Test => unreachable!("handled above"),
+        Command::Build | Command::Test | Command::InstallIcp | Command::Serve { .. } => {
+            unreachable!("handled above")
+        }
     }?;
     if cli.json {
         println!("{result}");
@@ -142,4 +159,16 @@ fn canister_wasm() -> Result<PathBuf> {
     }
     let artifact = build::build()?;
     Ok(artifact.wasm)
+}
+
+/// Serves the embedded replica on 127.0.0.1 until SIGINT or SIGTERM.
+fn serve(port: u16, state: Option<PathBuf>) -> Result<()> {
+    let dir = state.unwrap_or_else(|| project::state_dir().join("embedded"));
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    replica::http::run_until_signal(&dir, address, |server| {
+        println!("serving {} on http://{}", dir.display(), server.address);
+        println!("root key: {}", project::hex(&server.root_key));
+        println!("Ctrl-C stops it; every change is already on disk.");
+    })
+    .map_err(anyhow::Error::msg)
 }

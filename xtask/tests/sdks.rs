@@ -28,6 +28,10 @@ fn demo_through(tool: &str, extra: &[&str]) -> (String, Vec<String>) {
         .arg("demo")
         .env("PATH", path)
         .env("ICP_BIN", &fake)
+        .env(
+            "ICP_CLI_NETWORK_LAUNCHER_PATH",
+            "/the/stand-in/needs/no/launcher",
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -9,7 +9,9 @@ use crate::project;
 
 pub struct Cli {
     program: String,
-    env: Vec<(&'static str, &'static str)>,
+    /// How the program is shown in the commands run (`icp`, not its install path).
+    name: &'static str,
+    env: Vec<(&'static str, String)>,
     ran: Vec<String>,
 }
 
@@ -21,16 +23,21 @@ pub struct Printed {
 }
 
 impl Cli {
-    pub fn new(program: impl Into<String>, env: Vec<(&'static str, &'static str)>) -> Self {
+    pub fn new(
+        program: impl Into<String>,
+        name: &'static str,
+        env: Vec<(&'static str, String)>,
+    ) -> Self {
         Self {
             program: program.into(),
+            name,
             env,
             ran: Vec::new(),
         }
     }
 
     fn command(&mut self, args: &[&str]) -> Command {
-        self.ran.push(shown(&self.program, args));
+        self.ran.push(shown(self.name, args));
         let mut command = Command::new(&self.program);
         command.args(args).current_dir(project::root());
         for (key, value) in &self.env {
@@ -51,7 +58,7 @@ impl Cli {
         if !output.status.success() {
             bail!(
                 "`{}` failed ({}): {}",
-                shown(&self.program, args),
+                shown(self.name, args),
                 output.status,
                 last_lines(&stderr, &stdout)
             );

@@ -20,9 +20,12 @@ pub struct Dfx {
 
 impl Dfx {
     pub fn new(network: Network) -> Self {
-        let env = vec![("DFX_WARNING", "-deprecation"), ("DFX_TELEMETRY", "off")];
+        let env = vec![
+            ("DFX_WARNING", "-deprecation".into()),
+            ("DFX_TELEMETRY", "off".into()),
+        ];
         Self {
-            cli: Cli::new("dfx", env),
+            cli: Cli::new("dfx", "dfx", env),
             network,
         }
     }

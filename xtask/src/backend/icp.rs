@@ -18,12 +18,13 @@ pub struct Icp {
     environment: &'static str,
 }
 
-/// The icp binary: `$ICP_BIN`, else the project's npm install, else `icp` on PATH.
-pub fn binary(state_dir: &Path) -> Option<PathBuf> {
+/// The icp binary: `$ICP_BIN`, else the project's own install (`cargo xtask test` and
+/// `.ci/run` put icp-cli there), else `icp` on PATH.
+pub fn binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ICP_BIN") {
         return Some(PathBuf::from(path));
     }
-    let local = state_dir.join("tools/node_modules/.bin/icp");
+    let local = crate::tools::icp_path();
     if local.is_file() {
         return Some(local);
     }
@@ -31,7 +32,7 @@ pub fn binary(state_dir: &Path) -> Option<PathBuf> {
 }
 
 impl Icp {
-    pub fn new(network: Network, state_dir: &Path) -> Result<Self> {
+    pub fn new(network: Network) -> Result<Self> {
         let environment = match network {
             Network::Local => "local",
             Network::Ic => "ic",
@@ -39,15 +40,26 @@ impl Icp {
                 "the icp backend targets canisters by name, so it needs an environment: define one for {url} in icp.yaml, or use --network local|ic"
             ),
         };
-        let Some(program) = binary(state_dir) else {
+        let Some(program) = binary() else {
             bail!(
-                "icp-cli is not installed: `npm install --prefix {} @icp-sdk/icp-cli` or set ICP_BIN",
-                state_dir.join("tools").display()
+                "icp-cli is not installed: `cargo xtask install-icp` puts it in the project, or set ICP_BIN"
             );
         };
-        let env = vec![("ICP_TELEMETRY_DISABLED", "1"), ("NO_COLOR", "1")];
+        let mut env = vec![
+            ("ICP_TELEMETRY_DISABLED", "1".into()),
+            ("NO_COLOR", "1".into()),
+        ];
+        // icp's own local network launcher is a download; the embedded replica speaks its
+        // launcher contract and takes its place unless the user chose a launcher.
+        if environment == "local" && std::env::var_os("ICP_CLI_NETWORK_LAUNCHER_PATH").is_none() {
+            let launcher = crate::tools::replica_binary()?;
+            env.push((
+                "ICP_CLI_NETWORK_LAUNCHER_PATH",
+                launcher.display().to_string(),
+            ));
+        }
         Ok(Self {
-            cli: Cli::new(program.display().to_string(), env),
+            cli: Cli::new(program.display().to_string(), "icp", env),
             environment,
         })
     }

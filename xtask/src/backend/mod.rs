@@ -196,7 +196,7 @@ pub fn open(
             }
             Box::new(Dfx::new(network.clone()))
         }
-        Choice::Icp => Box::new(Icp::new(network.clone(), state_dir)?),
+        Choice::Icp => Box::new(Icp::new(network.clone())?),
         Choice::Auto => unreachable!("resolved above"),
     };
     Ok((backend, why))

@@ -1,0 +1,150 @@
+//! The real icp-cli 1.5 against the served replica, addressing the canister by id on a
+//! connected network: create (through the CMC and the cycles ledger), install, calls,
+//! stop/start, snapshot create/list/restore, and snapshot download → upload round trip.
+//! `cargo xtask test` installs icp-cli and sets `ICP_BIN`.
+
+mod common;
+
+use std::{path::Path, process::Command};
+
+use common::chat_wasm;
+use replica::{Replica, http};
+
+struct Icp<'a> {
+    binary: String,
+    home: &'a Path,
+    url: String,
+    root_key: String,
+}
+
+impl Icp<'_> {
+    /// Runs `icp <args> -n <url> -k <root key>`; returns stdout and stderr together.
+    fn run(&self, args: &[&str]) -> String {
+        let (stdout, stderr) = self.output(args);
+        format!("{stdout}{stderr}")
+    }
+
+    /// The JSON document a `--json` command prints on stdout.
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.output(args).0).unwrap()
+    }
+
+    fn output(&self, args: &[&str]) -> (String, String) {
+        let output = Command::new(&self.binary)
+            .args(args)
+            .args(["-n", &self.url, "-k", &self.root_key])
+            .current_dir(self.home)
+            .env("ICP_HOME", self.home)
+            .env("DO_NOT_TRACK", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            output.status.success(),
+            "icp {} failed:\n{stdout}{stderr}",
+            args.join(" ")
+        );
+        (stdout, stderr)
+    }
+}
+
+#[test]
+fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
+    let binary = std::env::var("ICP_BIN")
+        .expect("ICP_BIN is not set: run `cargo xtask test`, which installs icp-cli first");
+    let state = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let replica = Replica::open(state.path()).unwrap();
+    let keys = http::Keys::load_or_create(state.path()).unwrap();
+    let server = runtime
+        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let icp = Icp {
+        binary,
+        home: home.path(),
+        url: format!("http://{}", server.address),
+        root_key: server.root_key.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    let wasm = home.path().join("chat.wasm");
+    std::fs::write(&wasm, chat_wasm()).unwrap();
+
+    let created = icp.run(&["canister", "create", "--detached", "-q"]);
+    let id = created.split_whitespace().last().unwrap().to_owned();
+    assert!(
+        icp.run(&["canister", "install", &id, "--wasm", wasm.to_str().unwrap()])
+            .contains("installed successfully")
+    );
+    assert!(
+        icp.run(&["canister", "call", &id, "append", "(\"Hi there!\")"])
+            .contains("()")
+    );
+    assert!(
+        icp.run(&["canister", "call", &id, "dump", "()", "--query"])
+            .contains("(vec { \"Hi there!\" })")
+    );
+    icp.run(&["canister", "stop", &id]);
+    let snapshot = icp.json(&["canister", "snapshot", "create", &id, "--json"]);
+    let snapshot_id = snapshot["snapshot_id"].as_str().unwrap().to_owned();
+
+    let backup = home.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    icp.run(&[
+        "canister",
+        "snapshot",
+        "download",
+        &id,
+        &snapshot_id,
+        "-o",
+        backup.to_str().unwrap(),
+    ]);
+    for file in [
+        "metadata.json",
+        "wasm_module.bin",
+        "wasm_memory.bin",
+        "stable_memory.bin",
+    ] {
+        assert!(backup.join(file).is_file(), "download wrote no {file}");
+    }
+    assert_eq!(
+        std::fs::read(backup.join("wasm_module.bin")).unwrap(),
+        chat_wasm()
+    );
+
+    icp.run(&["canister", "start", &id]);
+    assert!(
+        icp.run(&["canister", "call", &id, "remove_spam", "()"])
+            .contains("(0 : nat64)")
+    );
+    assert!(
+        icp.run(&["canister", "call", &id, "dump", "()"])
+            .contains("(vec {})")
+    );
+
+    // Restore from the uploaded copy, not the original snapshot.
+    let uploaded = icp.json(&[
+        "canister",
+        "snapshot",
+        "upload",
+        &id,
+        "-i",
+        backup.to_str().unwrap(),
+        "--json",
+    ]);
+    let uploaded_id = uploaded["snapshot_id"].as_str().unwrap().to_owned();
+    assert_ne!(uploaded_id, snapshot_id);
+    icp.run(&["canister", "stop", &id]);
+    let listed = icp.run(&["canister", "snapshot", "list", &id]);
+    assert!(
+        listed.contains(&snapshot_id) && listed.contains(&uploaded_id),
+        "{listed}"
+    );
+    icp.run(&["canister", "snapshot", "restore", &id, &uploaded_id]);
+    icp.run(&["canister", "start", &id]);
+    assert!(
+        icp.run(&["canister", "call", &id, "dump", "()"])
+            .contains("(vec { \"Hi there!\" })")
+    );
+    runtime.block_on(server.stop());
+}
