@@ -1,0 +1,425 @@
+//! The HTTP interface as the IC answers it, with requests built and signed here: certified
+//! replies whose signature verifies against the root key (and not once tampered with),
+//! forged or mismatched signatures, expired requests, wrong effective canister ids,
+//! non-controllers, malformed bodies — and 8 clients appending at once losing nothing.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use candid::{Decode, Encode, Principal};
+use common::chat_wasm;
+use ic_certification::{Certificate, LookupResult};
+use ic_transport_types::{Envelope, EnvelopeContent};
+use replica::{Replica, http};
+
+struct Served {
+    runtime: tokio::runtime::Runtime,
+    server: Option<http::Server>,
+    _state: tempfile::TempDir,
+    chat: Principal,
+}
+
+impl Served {
+    /// A replica with the chat canister installed (controller: anonymous), served on a free port.
+    fn start() -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(state.path()).unwrap();
+        let me = Principal::anonymous();
+        let created = replica
+            .update(
+                me,
+                Principal::management_canister(),
+                "provisional_create_canister_with_cycles",
+                &Encode!(
+                    &ic_management_canister_types::ProvisionalCreateCanisterWithCyclesArgs {
+                        amount: None,
+                        settings: None,
+                        specified_id: None,
+                        sender_canister_version: None,
+                    }
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let chat = Decode!(&created, ic_management_canister_types::CanisterIdRecord)
+            .unwrap()
+            .canister_id;
+        let install = ic_management_canister_types::InstallCodeArgs {
+            mode: ic_management_canister_types::CanisterInstallMode::Install,
+            canister_id: chat,
+            wasm_module: chat_wasm(),
+            arg: Encode!().unwrap(),
+            sender_canister_version: None,
+        };
+        replica
+            .update(
+                me,
+                Principal::management_canister(),
+                "install_code",
+                &Encode!(&install).unwrap(),
+            )
+            .unwrap();
+        let keys = http::Keys::load_or_create(state.path()).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime
+            .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
+            .unwrap();
+        Self {
+            runtime,
+            server: Some(server),
+            _state: state,
+            chat,
+        }
+    }
+
+    fn address(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().address
+    }
+
+    fn root_key(&self) -> Vec<u8> {
+        self.server.as_ref().unwrap().root_key.clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let server = self.server.take().unwrap();
+        self.runtime.block_on(server.stop());
+    }
+}
+
+/// A minimal HTTP/1.1 POST; returns the status code and the body.
+fn post(address: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
+    (status, response[split + 4..].to_vec())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn call_content(
+    sender: Principal,
+    canister: Principal,
+    method: &str,
+    arg: Vec<u8>,
+    expiry: u64,
+) -> EnvelopeContent {
+    EnvelopeContent::Call {
+        nonce: Some(now().to_be_bytes().to_vec()),
+        ingress_expiry: expiry,
+        sender,
+        canister_id: canister,
+        method_name: method.into(),
+        arg,
+        sender_info: None,
+    }
+}
+
+/// An envelope signed by `key` (or unsigned, for the anonymous sender).
+fn envelope(content: EnvelopeContent, key: Option<&ic_ed25519::PrivateKey>) -> Vec<u8> {
+    let (pubkey, sig) = match key {
+        Some(key) => {
+            let message = [
+                b"\x0Aic-request".as_slice(),
+                content.to_request_id().as_slice(),
+            ]
+            .concat();
+            (
+                Some(key.public_key().serialize_rfc8410_der()),
+                Some(key.sign_message(&message).to_vec()),
+            )
+        }
+        None => (None, None),
+    };
+    Envelope {
+        content: std::borrow::Cow::Owned(content),
+        sender_pubkey: pubkey,
+        sender_sig: sig,
+        sender_delegation: None,
+    }
+    .encode_bytes()
+}
+
+fn principal_of(key: &ic_ed25519::PrivateKey) -> Principal {
+    Principal::self_authenticating(key.public_key().serialize_rfc8410_der())
+}
+
+/// The certificate of a synchronous call's reply, checked against the root key.
+fn certificate(served: &Served, body: &[u8]) -> Certificate {
+    #[derive(serde::Deserialize)]
+    struct Replied {
+        status: String,
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+    }
+    let replied: Replied = serde_cbor::from_slice(body).unwrap();
+    assert_eq!(replied.status, "replied");
+    let certificate: Certificate = serde_cbor::from_slice(&replied.certificate).unwrap();
+    let message = [b"\x0Dic-state-root".as_slice(), &certificate.tree.digest()].concat();
+    let key = &served.root_key()[37..];
+    ic_verify_bls_signature::verify_bls_signature(&certificate.signature, &message, key)
+        .expect("the root key signed it");
+    certificate
+}
+
+fn lookup<'a>(certificate: &'a Certificate, path: &[&[u8]]) -> Option<&'a [u8]> {
+    match certificate.tree.lookup_path(path) {
+        LookupResult::Found(value) => Some(value),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_signed_call_gets_a_certified_reply_that_a_tampered_copy_fails() {
+    let served = Served::start();
+    let key = ic_ed25519::PrivateKey::generate();
+    let content = call_content(
+        principal_of(&key),
+        served.chat,
+        "append",
+        Encode!(&"Hi there!").unwrap(),
+        now() + 60_000_000_000,
+    );
+    let request_id = content.to_request_id();
+    let (status, body) = post(
+        served.address(),
+        &format!("/api/v4/canister/{}/call", served.chat),
+        &envelope(content, Some(&key)),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mut certificate = certificate(&served, &body);
+    let status_path: &[&[u8]] = &[b"request_status", request_id.as_slice(), b"status"];
+    assert_eq!(
+        lookup(&certificate, status_path),
+        Some(b"replied".as_slice())
+    );
+    assert!(lookup(&certificate, &[b"time"]).is_some());
+
+    // A certificate whose tree was changed no longer matches its signature.
+    certificate.tree = ic_certification::hash_tree::leaf(b"forged".to_vec());
+    let message = [b"\x0Dic-state-root".as_slice(), &certificate.tree.digest()].concat();
+    assert!(
+        ic_verify_bls_signature::verify_bls_signature(
+            &certificate.signature,
+            &message,
+            &served.root_key()[37..]
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn forged_and_mismatched_requests_are_refused_with_the_reason() {
+    let served = Served::start();
+    let path = format!("/api/v4/canister/{}/call", served.chat);
+    let key = ic_ed25519::PrivateKey::generate();
+    let other = ic_ed25519::PrivateKey::generate();
+    let append = || Encode!(&"x").unwrap();
+    let in_a_minute = now() + 60_000_000_000;
+
+    // Signed by another key than the one it presents.
+    let content = call_content(
+        principal_of(&key),
+        served.chat,
+        "append",
+        append(),
+        in_a_minute,
+    );
+    let mut forged: Envelope =
+        serde_cbor::from_slice(&envelope(content.clone(), Some(&key))).unwrap();
+    let message = [
+        b"\x0Aic-request".as_slice(),
+        content.to_request_id().as_slice(),
+    ]
+    .concat();
+    forged.sender_sig = Some(other.sign_message(&message).to_vec());
+    let (status, body) = post(served.address(), &path, &forged.encode_bytes());
+    assert_eq!(
+        (
+            status,
+            String::from_utf8_lossy(&body).contains("signature is invalid")
+        ),
+        (400, true)
+    );
+
+    // A sender that is not the key's principal.
+    let content = call_content(
+        principal_of(&other),
+        served.chat,
+        "append",
+        append(),
+        in_a_minute,
+    );
+    let (status, body) = post(served.address(), &path, &envelope(content, Some(&key)));
+    assert_eq!(
+        (
+            status,
+            String::from_utf8_lossy(&body).contains("does not match the public key")
+        ),
+        (400, true)
+    );
+
+    // Expired.
+    let content = call_content(
+        principal_of(&key),
+        served.chat,
+        "append",
+        append(),
+        now() - 1,
+    );
+    let (status, body) = post(served.address(), &path, &envelope(content, Some(&key)));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).contains("expired")),
+        (400, true)
+    );
+
+    // Sent to the wrong effective canister id.
+    let content = call_content(
+        principal_of(&key),
+        served.chat,
+        "append",
+        append(),
+        in_a_minute,
+    );
+    let wrong = format!("/api/v4/canister/{}/call", Principal::management_canister());
+    let (status, body) = post(served.address(), &wrong, &envelope(content, Some(&key)));
+    assert_eq!(
+        (
+            status,
+            String::from_utf8_lossy(&body).contains("effective canister id")
+        ),
+        (400, true)
+    );
+
+    // Not CBOR at all — and the server keeps serving.
+    let (status, body) = post(served.address(), &path, b"\xffnot cbor");
+    assert_eq!(
+        (
+            status,
+            String::from_utf8_lossy(&body).contains("not a CBOR request envelope")
+        ),
+        (400, true)
+    );
+    let content = call_content(
+        Principal::anonymous(),
+        served.chat,
+        "append",
+        append(),
+        in_a_minute,
+    );
+    assert_eq!(
+        post(served.address(), &path, &envelope(content, None)).0,
+        200
+    );
+}
+
+#[test]
+fn a_non_controller_gets_the_ic_answer_for_management_calls() {
+    let served = Served::start();
+    let key = ic_ed25519::PrivateKey::generate();
+    let arg = Encode!(&ic_management_canister_types::CanisterIdRecord {
+        canister_id: served.chat
+    })
+    .unwrap();
+    let content = call_content(
+        principal_of(&key),
+        Principal::management_canister(),
+        "stop_canister",
+        arg,
+        now() + 60_000_000_000,
+    );
+    let request_id = content.to_request_id();
+    let (status, body) = post(
+        served.address(),
+        &format!("/api/v4/canister/{}/call", served.chat),
+        &envelope(content, Some(&key)),
+    );
+    assert_eq!(status, 200);
+    let certificate = certificate(&served, &body);
+    let at = |leaf: &'static [u8]| {
+        lookup(
+            &certificate,
+            &[b"request_status", request_id.as_slice(), leaf],
+        )
+        .map(<[u8]>::to_vec)
+    };
+    assert_eq!(at(b"status"), Some(b"rejected".to_vec()));
+    assert_eq!(at(b"reject_code"), Some(vec![5]));
+    assert_eq!(at(b"error_code"), Some(b"IC0512".to_vec()));
+}
+
+#[test]
+fn eight_concurrent_clients_lose_no_append() {
+    let served = Served::start();
+    let (address, chat) = (served.address(), served.chat);
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let key = ic_ed25519::PrivateKey::generate();
+                for n in 0..25 {
+                    let message = format!("client {client} message {n}");
+                    let content = call_content(
+                        principal_of(&key),
+                        chat,
+                        "append",
+                        Encode!(&message).unwrap(),
+                        now() + 60_000_000_000,
+                    );
+                    let (status, _) = post(
+                        address,
+                        &format!("/api/v4/canister/{chat}/call"),
+                        &envelope(content, Some(&key)),
+                    );
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let query = EnvelopeContent::Query {
+        ingress_expiry: now() + 60_000_000_000,
+        sender: Principal::anonymous(),
+        canister_id: chat,
+        method_name: "dump".into(),
+        arg: Encode!().unwrap(),
+        nonce: None,
+        sender_info: None,
+    };
+    let (status, body) = post(
+        address,
+        &format!("/api/v3/canister/{chat}/query"),
+        &envelope(query, None),
+    );
+    assert_eq!(status, 200);
+    let response: ic_transport_types::QueryResponse = serde_cbor::from_slice(&body).unwrap();
+    let ic_transport_types::QueryResponse::Replied { reply, signatures } = response else {
+        panic!("rejected")
+    };
+    assert_eq!(signatures.len(), 1, "queries are signed by the node");
+    let mut messages = Decode!(&reply.arg, Vec<String>).unwrap();
+    assert_eq!(messages.len(), 200);
+    messages.sort();
+    messages.dedup();
+    assert_eq!(messages.len(), 200, "no message lost or duplicated");
+}
