@@ -4,15 +4,14 @@
 //! non-controllers, malformed bodies — and 8 clients appending at once losing nothing.
 
 mod common;
+#[path = "common/http_client.rs"]
+mod http_client;
 
-use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::net::SocketAddr;
 
 use candid::{Decode, Encode, Principal};
 use common::chat_wasm;
+use http_client::{call_content, envelope, now, post, principal_of};
 use ic_certification::{Certificate, LookupResult};
 use ic_transport_types::{Envelope, EnvelopeContent};
 use replica::{Replica, http};
@@ -91,76 +90,6 @@ impl Drop for Served {
         let server = self.server.take().unwrap();
         self.runtime.block_on(server.stop());
     }
-}
-
-/// A minimal HTTP/1.1 POST; returns the status code and the body.
-fn post(address: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
-    (status, response[split + 4..].to_vec())
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn call_content(
-    sender: Principal,
-    canister: Principal,
-    method: &str,
-    arg: Vec<u8>,
-    expiry: u64,
-) -> EnvelopeContent {
-    EnvelopeContent::Call {
-        nonce: Some(now().to_be_bytes().to_vec()),
-        ingress_expiry: expiry,
-        sender,
-        canister_id: canister,
-        method_name: method.into(),
-        arg,
-        sender_info: None,
-    }
-}
-
-/// An envelope signed by `key` (or unsigned, for the anonymous sender).
-fn envelope(content: EnvelopeContent, key: Option<&ic_ed25519::PrivateKey>) -> Vec<u8> {
-    let (pubkey, sig) = match key {
-        Some(key) => {
-            let message = [
-                b"\x0Aic-request".as_slice(),
-                content.to_request_id().as_slice(),
-            ]
-            .concat();
-            (
-                Some(key.public_key().serialize_rfc8410_der()),
-                Some(key.sign_message(&message).to_vec()),
-            )
-        }
-        None => (None, None),
-    };
-    Envelope {
-        content: std::borrow::Cow::Owned(content),
-        sender_pubkey: pubkey,
-        sender_sig: sig,
-        sender_delegation: None,
-    }
-    .encode_bytes()
-}
-
-fn principal_of(key: &ic_ed25519::PrivateKey) -> Principal {
-    Principal::self_authenticating(key.public_key().serialize_rfc8410_der())
 }
 
 /// The certificate of a synchronous call's reply, checked against the root key.
