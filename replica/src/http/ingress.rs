@@ -1,6 +1,7 @@
 //! Checking a request as the IC does (IC interface spec, "Authentication" and "Request
 //! ids"): the CBOR envelope, its request id, the expiry window, the sender against its key,
-//! signatures (Ed25519, ECDSA secp256k1) and delegation chains, and the effective canister id.
+//! signatures (Ed25519, ECDSA secp256k1 and P-256) and delegation chains, and the effective
+//! canister id.
 
 use candid::{Decode, Principal};
 use ic_management_canister_types as ic;
@@ -148,7 +149,17 @@ fn verify(der: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String> {
             Err("ECDSA secp256k1 signature does not verify".into())
         };
     }
-    Err("the public key is of a kind this replica does not verify (supported: Ed25519, ECDSA secp256k1)".into())
+    if let Ok(key) =
+        <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(der)
+    {
+        use p256::ecdsa::signature::Verifier;
+        let signature = p256::ecdsa::Signature::from_slice(signature)
+            .map_err(|e| format!("bad P-256 signature: {e}"))?;
+        return key
+            .verify(message, &signature)
+            .map_err(|_| "ECDSA P-256 signature does not verify".into());
+    }
+    Err("the public key is of a kind this replica does not verify (supported: Ed25519, ECDSA secp256k1 and P-256)".into())
 }
 
 /// The canister a call is really for: the callee, or for management calls the canister named

@@ -1,0 +1,136 @@
+//! ic-agent 0.49 with its default checks (root key fetched from `/api/v2/status`, certificates
+//! verified, query signatures verified) runs the chat lifecycle on the served replica, as an
+//! Ed25519 identity and as an ECDSA P-256 one.
+
+mod common;
+
+use candid::{CandidType, Decode, Encode, Principal};
+use common::chat_wasm;
+use ic_agent::{
+    Agent, Identity,
+    identity::{BasicIdentity, Prime256v1Identity},
+};
+use ic_management_canister_types as ic;
+use replica::{Replica, http};
+
+async fn manage<R: CandidType + serde::de::DeserializeOwned>(
+    agent: &Agent,
+    method: &str,
+    effective: Principal,
+    arg: impl CandidType,
+) -> R {
+    let reply = agent
+        .update(&Principal::management_canister(), method)
+        .with_effective_canister_id(effective)
+        .with_arg(Encode!(&arg).unwrap())
+        .call_and_wait()
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    Decode!(&reply, R).unwrap()
+}
+
+async fn lifecycle(url: &str, identity: impl Identity + 'static) {
+    let agent = Agent::builder()
+        .with_url(url)
+        .with_identity(identity)
+        .build()
+        .unwrap();
+    agent.fetch_root_key().await.unwrap();
+    let anywhere = Principal::from_text("bkyz2-fmaaa-aaaaa-qaaaq-cai").unwrap();
+    let args = ic::ProvisionalCreateCanisterWithCyclesArgs {
+        amount: None,
+        settings: None,
+        specified_id: None,
+        sender_canister_version: None,
+    };
+    let chat = manage::<ic::CanisterIdRecord>(
+        &agent,
+        "provisional_create_canister_with_cycles",
+        anywhere,
+        args,
+    )
+    .await
+    .canister_id;
+    let install = ic::InstallCodeArgs {
+        mode: ic::CanisterInstallMode::Install,
+        canister_id: chat,
+        wasm_module: chat_wasm(),
+        arg: Encode!().unwrap(),
+        sender_canister_version: None,
+    };
+    manage::<()>(&agent, "install_code", chat, install).await;
+    agent
+        .update(&chat, "append")
+        .with_arg(Encode!(&"Hi there!").unwrap())
+        .call_and_wait()
+        .await
+        .unwrap();
+    let dump = || async {
+        let reply = agent
+            .query(&chat, "dump")
+            .with_arg(Encode!().unwrap())
+            .call()
+            .await
+            .unwrap();
+        Decode!(&reply, Vec<String>).unwrap()
+    };
+    assert_eq!(dump().await, ["Hi there!"]);
+
+    let record = ic::CanisterIdRecord { canister_id: chat };
+    manage::<()>(&agent, "stop_canister", chat, record.clone()).await;
+    let take = ic::TakeCanisterSnapshotArgs {
+        canister_id: chat,
+        replace_snapshot: None,
+        uninstall_code: None,
+        sender_canister_version: None,
+    };
+    let snapshot = manage::<ic::Snapshot>(&agent, "take_canister_snapshot", chat, take).await;
+    manage::<()>(&agent, "start_canister", chat, record.clone()).await;
+
+    let removed = agent
+        .update(&chat, "remove_spam")
+        .with_arg(Encode!().unwrap())
+        .call_and_wait()
+        .await
+        .unwrap();
+    assert_eq!(Decode!(&removed, u64).unwrap(), 0);
+    assert!(dump().await.is_empty());
+
+    manage::<()>(&agent, "stop_canister", chat, record.clone()).await;
+    let listed =
+        manage::<Vec<ic::Snapshot>>(&agent, "list_canister_snapshots", chat, record.clone()).await;
+    assert_eq!(listed, std::slice::from_ref(&snapshot));
+    let load = ic::LoadCanisterSnapshotArgs {
+        canister_id: chat,
+        snapshot_id: snapshot.id,
+        sender_canister_version: None,
+    };
+    manage::<()>(&agent, "load_canister_snapshot", chat, load).await;
+    manage::<()>(&agent, "start_canister", chat, record).await;
+    assert_eq!(dump().await, ["Hi there!"]);
+
+    // The certified state tree as clients read it.
+    let controllers = agent.read_state_canister_controllers(chat).await.unwrap();
+    assert_eq!(controllers, [agent.get_principal().unwrap()]);
+    let candid = agent
+        .read_state_canister_metadata(chat, "candid:service")
+        .await
+        .unwrap();
+    assert!(String::from_utf8(candid).unwrap().contains("remove_spam"));
+}
+
+#[test]
+fn ic_agent_runs_the_lifecycle_with_default_checks() {
+    let state = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let replica = Replica::open(state.path()).unwrap();
+    let keys = http::Keys::load_or_create(state.path()).unwrap();
+    let server = runtime
+        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let url = format!("http://{}", server.address);
+    runtime.block_on(lifecycle(&url, BasicIdentity::from_raw_key(&[7; 32])));
+    let p256 = p256::SecretKey::from_slice(&[9; 32]).unwrap();
+    runtime.block_on(lifecycle(&url, Prime256v1Identity::from_private_key(p256)));
+    runtime.block_on(server.stop());
+}
