@@ -5,13 +5,12 @@
 mod common;
 
 use candid::{CandidType, Decode, Encode, Principal};
-use common::chat_wasm;
+use common::{Local, Served, chat_wasm};
 use ic_agent::{
     Agent, Identity,
     identity::{BasicIdentity, Prime256v1Identity},
 };
 use ic_management_canister_types as ic;
-use replica::{Replica, http};
 
 async fn manage<R: CandidType + serde::de::DeserializeOwned>(
     agent: &Agent,
@@ -121,16 +120,9 @@ async fn lifecycle(url: &str, identity: impl Identity + 'static) {
 
 #[test]
 fn ic_agent_runs_the_lifecycle_with_default_checks() {
-    let state = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let replica = Replica::open(state.path()).unwrap();
-    let keys = http::Keys::load_or_create(state.path()).unwrap();
-    let server = runtime
-        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let url = format!("http://{}", server.address);
-    runtime.block_on(lifecycle(&url, BasicIdentity::from_raw_key(&[7; 32])));
+    let served = Served::new(Local::new());
+    let url = served.url();
+    served.block_on(lifecycle(&url, BasicIdentity::from_raw_key(&[7; 32])));
     let p256 = p256::SecretKey::from_slice(&[9; 32]).unwrap();
-    runtime.block_on(lifecycle(&url, Prime256v1Identity::from_private_key(p256)));
-    runtime.block_on(server.stop());
+    served.block_on(lifecycle(&url, Prime256v1Identity::from_private_key(p256)));
 }

@@ -7,89 +7,17 @@ mod common;
 #[path = "common/http_client.rs"]
 mod http_client;
 
-use std::net::SocketAddr;
-
 use candid::{Decode, Encode, Principal};
-use common::chat_wasm;
+use common::{Local, Served, chat_wasm};
 use http_client::{call_content, envelope, now, post, principal_of};
 use ic_certification::{Certificate, LookupResult};
 use ic_transport_types::{Envelope, EnvelopeContent};
-use replica::{Replica, http};
 
-struct Served {
-    runtime: tokio::runtime::Runtime,
-    server: Option<http::Server>,
-    _state: tempfile::TempDir,
-    chat: Principal,
-}
-
-impl Served {
-    /// A replica with the chat canister installed (controller: anonymous), served on a free port.
-    fn start() -> Self {
-        let state = tempfile::tempdir().unwrap();
-        let mut replica = Replica::open(state.path()).unwrap();
-        let me = Principal::anonymous();
-        let created = replica
-            .update(
-                me,
-                Principal::management_canister(),
-                "provisional_create_canister_with_cycles",
-                &Encode!(
-                    &ic_management_canister_types::ProvisionalCreateCanisterWithCyclesArgs {
-                        amount: None,
-                        settings: None,
-                        specified_id: None,
-                        sender_canister_version: None,
-                    }
-                )
-                .unwrap(),
-            )
-            .unwrap();
-        let chat = Decode!(&created, ic_management_canister_types::CanisterIdRecord)
-            .unwrap()
-            .canister_id;
-        let install = ic_management_canister_types::InstallCodeArgs {
-            mode: ic_management_canister_types::CanisterInstallMode::Install,
-            canister_id: chat,
-            wasm_module: chat_wasm(),
-            arg: Encode!().unwrap(),
-            sender_canister_version: None,
-        };
-        replica
-            .update(
-                me,
-                Principal::management_canister(),
-                "install_code",
-                &Encode!(&install).unwrap(),
-            )
-            .unwrap();
-        let keys = http::Keys::load_or_create(state.path()).unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let server = runtime
-            .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
-            .unwrap();
-        Self {
-            runtime,
-            server: Some(server),
-            _state: state,
-            chat,
-        }
-    }
-
-    fn address(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().address
-    }
-
-    fn root_key(&self) -> Vec<u8> {
-        self.server.as_ref().unwrap().root_key.clone()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let server = self.server.take().unwrap();
-        self.runtime.block_on(server.stop());
-    }
+/// The chat canister, deployed and served.
+fn start() -> (Served, Principal) {
+    let mut local = Local::new();
+    let chat = local.deploy(chat_wasm());
+    (Served::new(local), chat)
 }
 
 /// The certificate of a synchronous call's reply, checked against the root key.
@@ -119,11 +47,11 @@ fn lookup<'a>(certificate: &'a Certificate, path: &[&[u8]]) -> Option<&'a [u8]> 
 
 #[test]
 fn a_signed_call_gets_a_certified_reply_that_a_tampered_copy_fails() {
-    let served = Served::start();
+    let (served, chat) = start();
     let key = ic_ed25519::PrivateKey::generate();
     let content = call_content(
         principal_of(&key),
-        served.chat,
+        chat,
         "append",
         Encode!(&"Hi there!").unwrap(),
         now() + 60_000_000_000,
@@ -131,7 +59,7 @@ fn a_signed_call_gets_a_certified_reply_that_a_tampered_copy_fails() {
     let request_id = content.to_request_id();
     let (status, body) = post(
         served.address(),
-        &format!("/api/v4/canister/{}/call", served.chat),
+        &format!("/api/v4/canister/{}/call", chat),
         &envelope(content, Some(&key)),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -158,21 +86,15 @@ fn a_signed_call_gets_a_certified_reply_that_a_tampered_copy_fails() {
 
 #[test]
 fn forged_and_mismatched_requests_are_refused_with_the_reason() {
-    let served = Served::start();
-    let path = format!("/api/v4/canister/{}/call", served.chat);
+    let (served, chat) = start();
+    let path = format!("/api/v4/canister/{}/call", chat);
     let key = ic_ed25519::PrivateKey::generate();
     let other = ic_ed25519::PrivateKey::generate();
     let append = || Encode!(&"x").unwrap();
     let in_a_minute = now() + 60_000_000_000;
 
     // Signed by another key than the one it presents.
-    let content = call_content(
-        principal_of(&key),
-        served.chat,
-        "append",
-        append(),
-        in_a_minute,
-    );
+    let content = call_content(principal_of(&key), chat, "append", append(), in_a_minute);
     let mut forged: Envelope =
         serde_cbor::from_slice(&envelope(content.clone(), Some(&key))).unwrap();
     let message = [
@@ -191,13 +113,7 @@ fn forged_and_mismatched_requests_are_refused_with_the_reason() {
     );
 
     // A sender that is not the key's principal.
-    let content = call_content(
-        principal_of(&other),
-        served.chat,
-        "append",
-        append(),
-        in_a_minute,
-    );
+    let content = call_content(principal_of(&other), chat, "append", append(), in_a_minute);
     let (status, body) = post(served.address(), &path, &envelope(content, Some(&key)));
     assert_eq!(
         (
@@ -208,13 +124,7 @@ fn forged_and_mismatched_requests_are_refused_with_the_reason() {
     );
 
     // Expired.
-    let content = call_content(
-        principal_of(&key),
-        served.chat,
-        "append",
-        append(),
-        now() - 1,
-    );
+    let content = call_content(principal_of(&key), chat, "append", append(), now() - 1);
     let (status, body) = post(served.address(), &path, &envelope(content, Some(&key)));
     assert_eq!(
         (status, String::from_utf8_lossy(&body).contains("expired")),
@@ -222,13 +132,7 @@ fn forged_and_mismatched_requests_are_refused_with_the_reason() {
     );
 
     // Sent to the wrong effective canister id.
-    let content = call_content(
-        principal_of(&key),
-        served.chat,
-        "append",
-        append(),
-        in_a_minute,
-    );
+    let content = call_content(principal_of(&key), chat, "append", append(), in_a_minute);
     let wrong = format!("/api/v4/canister/{}/call", Principal::management_canister());
     let (status, body) = post(served.address(), &wrong, &envelope(content, Some(&key)));
     assert_eq!(
@@ -250,7 +154,7 @@ fn forged_and_mismatched_requests_are_refused_with_the_reason() {
     );
     let content = call_content(
         Principal::anonymous(),
-        served.chat,
+        chat,
         "append",
         append(),
         in_a_minute,
@@ -263,12 +167,10 @@ fn forged_and_mismatched_requests_are_refused_with_the_reason() {
 
 #[test]
 fn a_non_controller_gets_the_ic_answer_for_management_calls() {
-    let served = Served::start();
+    let (served, chat) = start();
     let key = ic_ed25519::PrivateKey::generate();
-    let arg = Encode!(&ic_management_canister_types::CanisterIdRecord {
-        canister_id: served.chat
-    })
-    .unwrap();
+    let arg =
+        Encode!(&ic_management_canister_types::CanisterIdRecord { canister_id: chat }).unwrap();
     let content = call_content(
         principal_of(&key),
         Principal::management_canister(),
@@ -279,7 +181,7 @@ fn a_non_controller_gets_the_ic_answer_for_management_calls() {
     let request_id = content.to_request_id();
     let (status, body) = post(
         served.address(),
-        &format!("/api/v4/canister/{}/call", served.chat),
+        &format!("/api/v4/canister/{}/call", chat),
         &envelope(content, Some(&key)),
     );
     assert_eq!(status, 200);
@@ -298,8 +200,8 @@ fn a_non_controller_gets_the_ic_answer_for_management_calls() {
 
 #[test]
 fn eight_concurrent_clients_lose_no_append() {
-    let served = Served::start();
-    let (address, chat) = (served.address(), served.chat);
+    let (served, chat) = start();
+    let address = served.address();
     let clients: Vec<_> = (0..8)
         .map(|client| {
             std::thread::spawn(move || {

@@ -7,8 +7,7 @@ mod common;
 
 use std::{path::Path, process::Command};
 
-use common::chat_wasm;
-use replica::{Replica, http};
+use common::{Local, Served, chat_wasm};
 
 struct Icp<'a> {
     binary: String,
@@ -53,19 +52,17 @@ impl Icp<'_> {
 fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
     let binary = std::env::var("ICP_BIN")
         .expect("ICP_BIN is not set: run `cargo xtask test`, which installs icp-cli first");
-    let state = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let replica = Replica::open(state.path()).unwrap();
-    let keys = http::Keys::load_or_create(state.path()).unwrap();
-    let server = runtime
-        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
+    let served = Served::new(Local::new());
     let icp = Icp {
         binary,
         home: home.path(),
-        url: format!("http://{}", server.address),
-        root_key: server.root_key.iter().map(|b| format!("{b:02x}")).collect(),
+        url: served.url(),
+        root_key: served
+            .root_key()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
     };
     let wasm = home.path().join("chat.wasm");
     std::fs::write(&wasm, chat_wasm()).unwrap();
@@ -146,5 +143,4 @@ fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
         icp.run(&["canister", "call", &id, "dump", "()"])
             .contains("(vec { \"Hi there!\" })")
     );
-    runtime.block_on(server.stop());
 }

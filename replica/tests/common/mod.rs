@@ -200,3 +200,50 @@ impl Local {
         .unwrap()
     }
 }
+
+/// A replica served over HTTP on a free port of 127.0.0.1, stopped when dropped.
+pub struct Served {
+    runtime: tokio::runtime::Runtime,
+    server: Option<replica::http::Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    pub fn new(local: Local) -> Self {
+        let Local { dir, replica } = local;
+        let keys = replica::http::Keys::load_or_create(dir.path()).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let address = "127.0.0.1:0".parse().unwrap();
+        let server = runtime
+            .block_on(replica::http::serve(replica, keys, address))
+            .unwrap();
+        Self {
+            runtime,
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.server.as_ref().unwrap().address
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address())
+    }
+
+    pub fn root_key(&self) -> Vec<u8> {
+        self.server.as_ref().unwrap().root_key.clone()
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let server = self.server.take().unwrap();
+        self.runtime.block_on(server.stop());
+    }
+}
