@@ -65,18 +65,16 @@ impl Session {
     }
 
     /// Calls a chat method and shows the reply as dfx does, typed by the method's results.
-    fn call(
-        &mut self,
-        method: &str,
-        args: &[IDLValue],
-        query: bool,
-        results: &[Type],
-    ) -> Result<Vec<u8>> {
+    fn call(&mut self, method: &str, args: &[IDLValue], query: bool) -> Result<Vec<u8>> {
         let args = IDLArgs::new(args);
         let reply = self.backend.call(method, &args, query);
         self.show();
         let reply = reply?;
-        let shown = IDLArgs::from_bytes_with_types(&reply, &TypeEnv::new(), results).map_or_else(
+        let shown = match results_of(method) {
+            Some(results) => IDLArgs::from_bytes_with_types(&reply, &TypeEnv::new(), &results),
+            None => IDLArgs::from_bytes(&reply),
+        }
+        .map_or_else(
             |e| format!("(a reply that does not decode: {e})"),
             |a| a.to_string(),
         );
@@ -85,17 +83,17 @@ impl Session {
     }
 
     fn append(&mut self, message: &str) -> Result<()> {
-        self.call("append", &[IDLValue::Text(message.into())], false, &[])
+        self.call("append", &[IDLValue::Text(message.into())], false)
             .map(drop)
     }
 
     fn dump(&mut self) -> Result<Vec<String>> {
-        let reply = self.call("dump", &[], true, &[Vec::<String>::ty()])?;
+        let reply = self.call("dump", &[], true)?;
         Ok(Decode!(&reply, Vec<String>)?)
     }
 
     fn remove_spam(&mut self) -> Result<u64> {
-        let reply = self.call("remove_spam", &[], false, &[u64::ty()])?;
+        let reply = self.call("remove_spam", &[], false)?;
         Ok(Decode!(&reply, u64)?)
     }
 
@@ -298,6 +296,52 @@ impl Session {
         Ok(json!({ "stopped": true }))
     }
 
+    /// Runs a risky update call under a safety net: snapshot first, then the call, then the
+    /// invariant (the message count may drop by at most `allow_drop`); when it is broken, the
+    /// snapshot is restored and verified, and the result says what was seen and done.
+    pub fn guard(&mut self, method: &str, args: &[String], allow_drop: u64) -> Result<Value> {
+        let before = self.len()?;
+        self.say(format!(
+            "  guard: the chat holds {}; taking a snapshot first",
+            messages(before as usize)
+        ));
+        let snapshot = self.snapshot(None)?;
+        let id: SnapshotId = snapshot["snapshot_id"]
+            .as_str()
+            .expect("snapshot ids are text")
+            .parse()?;
+        let values: Vec<IDLValue> = args.iter().map(|a| IDLValue::Text(a.clone())).collect();
+        let called = self.call(method, &values, false);
+        let after = self.len()?;
+        let broken = after + allow_drop < before;
+        if !broken {
+            called?;
+            self.say(format!(
+                "  guard: {method} kept the invariant ({} → {}); snapshot {id} stays as a backup",
+                before, after
+            ));
+            return Ok(
+                json!({ "method": method, "before": before, "after": after, "restored": false, "snapshot_id": id }),
+            );
+        }
+        self.say(format!(
+            "  guard: {method} dropped the chat from {} to {} (allowed: {allow_drop}); restoring snapshot {id}",
+            messages(before as usize),
+            messages(after as usize)
+        ));
+        self.restore(Some(&id))?;
+        self.verify(Some(&id))?;
+        Ok(
+            json!({ "method": method, "before": before, "after": after, "restored": true, "snapshot_id": id }),
+        )
+    }
+
+    fn len(&mut self) -> Result<u64> {
+        let reply = self.backend.call("len", &IDLArgs::new(&[]), true);
+        self.backend.ran();
+        Ok(Decode!(&reply?, u64)?)
+    }
+
     /// The seed's lifecycle, end to end, ending in a verified restore.
     pub fn demo(&mut self, wasm: &std::path::Path) -> Result<Value> {
         self.say(format!("[1/8] clean start ({})", self.backend.describe()));
@@ -322,6 +366,17 @@ impl Session {
         self.restore(Some(&id))?;
         self.say("[8/8] verify");
         self.verify(Some(&id))
+    }
+}
+
+/// The result types of the chat's methods (`canister/chat.did`), so replies print as dfx
+/// prints them; `None` for a method the chat does not have.
+fn results_of(method: &str) -> Option<Vec<Type>> {
+    match method {
+        "append" => Some(vec![]),
+        "dump" | "page" => Some(vec![Vec::<String>::ty()]),
+        "remove_spam" | "len" => Some(vec![u64::ty()]),
+        _ => None,
     }
 }
 

@@ -80,6 +80,14 @@ enum Command {
     Verify { id: Option<SnapshotId> },
     /// The canister's id, status and module hash.
     Status,
+    /// Snapshot, call METHOD with text ARGS, and restore by itself if the message count drops.
+    Guard {
+        method: String,
+        args: Vec<String>,
+        /// How many messages the call may remove without a restore.
+        #[arg(long, default_value_t = 0)]
+        allow_drop: u64,
+    },
     /// Shut the local network down (dfx, icp); the embedded replica keeps its state on disk.
     Stop,
     /// Serve the embedded replica over the IC HTTP interface until Ctrl-C.
@@ -141,6 +149,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Delete { id } => session.delete(&id),
         Command::Verify { id } => session.verify(id.as_ref()),
         Command::Status => session.status(),
+        Command::Guard {
+            method,
+            args,
+            allow_drop,
+        } => session.guard(&method, &args, allow_drop),
         Command::Stop => session.shut_down(),
         Command::Build | Command::Test | Command::InstallIcp | Command::Serve { .. } => {
             unreachable!("handled above")

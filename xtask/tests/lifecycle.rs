@@ -153,3 +153,24 @@ fn bad_arguments_get_one_clear_line() {
     assert_eq!(no_dfx.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_dfx.stderr).contains("dfx is not on PATH"));
 }
+
+#[test]
+fn guard_restores_the_chat_that_remove_spam_loses_and_keeps_a_safe_call() {
+    let user = User::new();
+    user.ok(&["start"]);
+    user.ok(&["deploy"]);
+    user.ok(&["populate", "Hi there!", "hello"]);
+    let guarded = user.json(&["guard", "remove_spam"]);
+    assert_eq!(
+        (guarded["before"].as_u64(), guarded["after"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(guarded["restored"], true);
+    assert_eq!(user.json(&["verify"])["messages"], 2, "the chat is intact");
+
+    let kept = user.json(&["guard", "append", "one more"]);
+    assert_eq!(
+        (kept["after"].as_u64(), kept["restored"].as_bool()),
+        (Some(3), Some(false))
+    );
+}
