@@ -95,7 +95,7 @@ fn in_process(wasm: &[u8]) -> Vec<Duration> {
 fn over_http(wasm: &[u8]) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
     let (replica, chat) = deploy(dir.path(), wasm);
-    let keys = http::Keys::load_or_create(dir.path()).unwrap();
+    let keys = http::Keys::load_or_create(&replica).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime
         .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))

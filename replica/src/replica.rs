@@ -145,6 +145,15 @@ impl Replica {
         Ok(())
     }
 
+    /// A small file kept with the state (the HTTP layer's keys), created the first time.
+    pub fn keep_file(
+        &self,
+        name: &str,
+        create: impl FnOnce() -> Result<Vec<u8>, StoreError>,
+    ) -> Result<(std::path::PathBuf, Vec<u8>), StoreError> {
+        self.store.keep_file(name, create)
+    }
+
     /// Nanoseconds since the epoch, strictly increasing from call to call.
     pub(crate) fn now(&mut self) -> u64 {
         let wall = SystemTime::now()

@@ -254,3 +254,21 @@ fn eight_concurrent_clients_lose_no_append() {
     messages.dedup();
     assert_eq!(messages.len(), 200, "no message lost or duplicated");
 }
+
+#[test]
+fn the_root_key_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let replica = replica::Replica::open(dir.path()).unwrap();
+        replica::http::Keys::load_or_create(&replica)
+            .unwrap()
+            .root_der
+    };
+    let replica = replica::Replica::open(dir.path()).unwrap();
+    let again = replica::http::Keys::load_or_create(&replica).unwrap();
+    assert_eq!(
+        again.root_der, first,
+        "a client's pinned root key stays valid"
+    );
+    assert_eq!(again.root_der.len(), 133);
+}

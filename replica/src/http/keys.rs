@@ -2,12 +2,12 @@
 //! that signs query responses. Kept in the state directory, so a client that has pinned the
 //! root key keeps trusting the replica across restarts.
 
-use std::{io::Read, path::Path};
+use std::io::Read;
 
 use candid::Principal;
 use ic_verify_bls_signature::PrivateKey as BlsKey;
 
-use crate::error::StoreError;
+use crate::{Replica, error::StoreError};
 
 /// DER prefix of a BLS12-381 G2 public key as the IC publishes it (IC interface spec,
 /// "Certificate"); the 96-byte key follows.
@@ -29,18 +29,10 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Reads the keys from `dir/keys`, creating them on first use.
-    pub fn load_or_create(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join("keys");
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let bytes = [bls_secret()?, random::<32>()?].concat();
-                crate::store::write_file_durably(&path, &bytes)?;
-                bytes
-            }
-            Err(e) => return Err(StoreError::io(&path)(e)),
-        };
+    /// The keys kept with `replica`'s state, created on first use.
+    pub fn load_or_create(replica: &Replica) -> Result<Self, StoreError> {
+        let (path, bytes) =
+            replica.keep_file("keys", || Ok([bls_secret()?, random::<32>()?].concat()))?;
         let corrupt = || StoreError::Corrupt {
             path: path.clone(),
             what: "it does not hold a root key and a node key".into(),

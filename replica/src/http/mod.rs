@@ -22,7 +22,7 @@ pub fn run_until_signal(
     ready: impl FnOnce(&Server),
 ) -> Result<(), String> {
     let replica = Replica::open(dir).map_err(|e| e.to_string())?;
-    let keys = Keys::load_or_create(dir).map_err(|e| e.to_string())?;
+    let keys = Keys::load_or_create(&replica).map_err(|e| e.to_string())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {

@@ -67,6 +67,25 @@ impl Store {
         &self.dir
     }
 
+    /// A small file beside the state, written by `create` (durably) the first time; returns
+    /// its path and contents.
+    pub fn keep_file(
+        &self,
+        name: &str,
+        create: impl FnOnce() -> Result<Vec<u8>, StoreError>,
+    ) -> Result<(PathBuf, Vec<u8>), StoreError> {
+        let path = self.dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let bytes = create()?;
+                write_file_durably(&path, &bytes)?;
+                Ok((path, bytes))
+            }
+            Err(e) => Err(StoreError::io(&path)(e)),
+        }
+    }
+
     /// Stores `bytes` (at the next commit) and returns its hash.
     pub fn put(&mut self, bytes: &[u8]) -> Hash {
         let hash = hash(bytes);
@@ -223,7 +242,7 @@ fn write_manifest(dir: &Path, body: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Writes a small file atomically and durably (temp file, fsync, rename, fsync of the dir).
-pub fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let partial = path.with_extension("tmp");
     pack::write_durably(&partial, bytes)?;
     fs::rename(&partial, path).map_err(StoreError::io(path))?;
