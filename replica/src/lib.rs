@@ -17,3 +17,6 @@ mod system_canisters;
 pub use candid::Principal;
 pub use error::{ErrorCode, Reject, RejectCode, StoreError};
 pub use replica::{CanisterFacts, Replica};
+
+/// This replica's version, recorded in what it helps produce (backup manifests).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

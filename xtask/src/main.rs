@@ -2,9 +2,11 @@
 //! lifecycle on the embedded replica, dfx or icp-cli.
 //!
 //! Exit codes: 0 success; 1 a step failed (the message says what and what to do next);
-//! 2 bad arguments; 3 `verify` (or the demo) found a chat that differs from the snapshot.
+//! 2 bad arguments; 3 `verify` (or the demo) found a chat that differs from the snapshot;
+//! 4 a backup is damaged or incomplete.
 
 mod backend;
+mod backup;
 mod build;
 mod interrupt;
 mod lifecycle;
@@ -19,13 +21,14 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use backend::{Choice, Network, SnapshotId};
-use lifecycle::{Mismatch, Session};
+use backup::{Damaged, Source};
+use lifecycle::{Mismatch, Out, Session};
 
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
     about = "Build, test and snapshot the chat canister",
-    after_help = "Exit codes: 0 success, 1 a step failed, 2 bad arguments, 3 the chat differs from the snapshot."
+    after_help = "Exit codes: 0 success, 1 a step failed, 2 bad arguments, 3 the chat differs from the snapshot, 4 a backup is damaged."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -88,6 +91,57 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         allow_drop: u64,
     },
+    /// Download a snapshot (default: the newest) to DIR in the dfx/icp layout, with a
+    /// manifest; run it again to resume an interrupted download.
+    Download {
+        id: Option<SnapshotId>,
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// Check a backup, then upload it as a new snapshot; prints its id.
+    Upload {
+        dir: PathBuf,
+        /// Replace this snapshot (the new one gets a new id).
+        #[arg(long)]
+        replace: Option<SnapshotId>,
+        /// Upload a directory that has no manifest (from dfx or icp-cli) as it is.
+        #[arg(long)]
+        unverified: bool,
+        /// Upload a backup of another canister onto this one.
+        #[arg(long)]
+        any_canister: bool,
+    },
+    /// Check every file of a backup against its manifest; exit 4 naming what is damaged.
+    VerifyBackup { dir: PathBuf },
+    /// Load a snapshot (an id or a backup directory) into a scratch replica and show its chat.
+    Inspect {
+        #[arg(value_name = "ID|DIR")]
+        source: Source,
+        /// Show every message, not only the first and last.
+        #[arg(long)]
+        all: bool,
+        /// How many messages to show from each end.
+        #[arg(long, default_value_t = 3)]
+        show: usize,
+    },
+    /// The messages added and removed between two snapshots (ids or backup directories).
+    Diff {
+        #[arg(value_name = "A")]
+        from: Source,
+        #[arg(value_name = "B")]
+        to: Source,
+    },
+    /// Delete all but the newest N snapshots, or (with --dir) backups in a directory.
+    Prune {
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        keep: u16,
+        /// Prune the backups in this directory instead of the canister's snapshots.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Shut the local network down (dfx, icp); the embedded replica keeps its state on disk.
     Stop,
     /// Serve the embedded replica over the IC HTTP interface until Ctrl-C.
@@ -113,6 +167,8 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             if error.downcast_ref::<Mismatch>().is_some() {
                 ExitCode::from(3)
+            } else if error.downcast_ref::<Damaged>().is_some() {
+                ExitCode::from(4)
             } else {
                 ExitCode::FAILURE
             }
@@ -130,6 +186,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve { port, state } => return serve(port, state),
         command => command,
     };
+    let out = Out { json: cli.json };
+    if let Some(result) = offline(&command, out) {
+        return result.map(|value| print_json(cli.json, &value));
+    }
     interrupt::install();
     let (backend, why) = backend::open(cli.backend, &cli.network, project::state_dir())?;
     let name = backend.name();
@@ -154,15 +214,56 @@ fn run(cli: Cli) -> Result<()> {
             args,
             allow_drop,
         } => session.guard(&method, &args, allow_drop),
+        Command::Download { id, output } => session.download(id.as_ref(), &output),
+        Command::Upload {
+            dir,
+            replace,
+            unverified,
+            any_canister,
+        } => session.upload(&dir, replace.as_ref(), unverified, any_canister),
+        Command::Inspect { source, all, show } => {
+            lifecycle::inspect(out, Some(&mut session), &source, show, all)
+        }
+        Command::Diff { from, to } => lifecycle::diff(out, Some(&mut session), &from, &to),
+        Command::Prune { keep, dry_run, .. } => session.prune(keep.into(), dry_run),
         Command::Stop => session.shut_down(),
-        Command::Build | Command::Test | Command::InstallIcp | Command::Serve { .. } => {
+        Command::Build
+        | Command::Test
+        | Command::InstallIcp
+        | Command::Serve { .. }
+        | Command::VerifyBackup { .. } => {
             unreachable!("handled above")
         }
     }?;
-    if cli.json {
-        println!("{result}");
-    }
+    print_json(cli.json, &result);
     Ok(())
+}
+
+/// Runs a command that reads only backup directories, without opening a backend (so it
+/// works offline); `None` for a command that needs one.
+fn offline(command: &Command, out: Out) -> Option<Result<serde_json::Value>> {
+    let dir = |source: &Source| matches!(source, Source::Dir(_));
+    match command {
+        Command::VerifyBackup { dir } => Some(lifecycle::verify_backup(out, dir)),
+        Command::Prune {
+            keep,
+            dir: Some(dir),
+            dry_run,
+        } => Some(lifecycle::prune_dir(out, dir, (*keep).into(), *dry_run)),
+        Command::Inspect { source, all, show } if dir(source) => {
+            Some(lifecycle::inspect(out, None, source, *show, *all))
+        }
+        Command::Diff { from, to } if dir(from) && dir(to) => {
+            Some(lifecycle::diff(out, None, from, to))
+        }
+        _ => None,
+    }
+}
+
+fn print_json(json: bool, value: &serde_json::Value) {
+    if json {
+        println!("{value}");
+    }
 }
 
 /// The canister to install: `$CHAT_WASM` when set (the tests' prebuilt one), else a fresh build.

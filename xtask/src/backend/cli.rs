@@ -138,6 +138,12 @@ pub fn hex_bytes(text: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// The version in what `<tool> --version` prints (`icp 1.5.0`, `dfx 0.29.0`).
+pub fn version_in(printed: &str) -> String {
+    let line = printed.lines().next().unwrap_or_default().trim();
+    line.rsplit(' ').next().unwrap_or(line).to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +164,11 @@ mod tests {
     fn reply_hex_decodes() {
         assert_eq!(hex_bytes("4449444c0000\n").unwrap(), b"DIDL\0\0");
         assert!(hex_bytes("xyz").is_err());
+    }
+
+    #[test]
+    fn versions_are_the_last_word_of_the_first_line() {
+        assert_eq!(version_in("icp 1.5.0\n"), "1.5.0");
+        assert_eq!(version_in("dfx 0.29.0"), "0.29.0");
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use candid::IDLArgs;
 
-use super::cli::{Cli, hex_bytes};
+use super::cli::{Cli, hex_bytes, version_in};
 use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
 use crate::project;
 
@@ -143,6 +143,32 @@ impl Backend for Dfx {
         let id = id.to_string();
         self.dfx(&["canister", "snapshot", "delete", CANISTER, &id])
             .map(drop)
+    }
+
+    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
+        let (id, dir) = (id.to_string(), dir.display().to_string());
+        let mut line = vec![
+            "canister", "snapshot", "download", CANISTER, &id, "--dir", &dir,
+        ];
+        if resume {
+            line.push("--resume");
+        }
+        self.dfx(&line).map(drop)
+    }
+
+    /// dfx prints `Uploaded a snapshot of canister chat. Snapshot ID: <hex>`.
+    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+        let (replaced, dir) = (replace.map(ToString::to_string), dir.display().to_string());
+        let mut line = vec!["canister", "snapshot", "upload", CANISTER, "--dir", &dir];
+        if let Some(id) = &replaced {
+            line.extend(["--replace", id.as_str()]);
+        }
+        parse_created(&self.dfx(&line)?.all)
+    }
+
+    fn tool_version(&mut self) -> Result<(String, String)> {
+        let printed = self.cli.run(&["--version"])?;
+        Ok(("dfx".into(), version_in(&printed.stdout)))
     }
 
     fn shut_down(&mut self) -> Result<()> {

@@ -10,6 +10,7 @@ use replica::{Reject, Replica};
 use serde::de::DeserializeOwned;
 
 use super::{Backend, SnapshotId, SnapshotInfo, Status};
+use crate::backup::{layout::Layout, transfer};
 
 pub struct Embedded {
     dir: PathBuf,
@@ -64,6 +65,32 @@ impl Embedded {
         Ok(Decode!(&reply, R)?)
     }
 
+    /// Creates an empty canister and makes it the one this backend drives.
+    pub fn create_canister(&mut self) -> Result<Principal> {
+        let args = ic::ProvisionalCreateCanisterWithCyclesArgs {
+            amount: None,
+            settings: None,
+            specified_id: None,
+            sender_canister_version: None,
+        };
+        let created: ic::CanisterIdRecord =
+            self.manage("provisional_create_canister_with_cycles", args)?;
+        std::fs::write(self.canister_file(), created.canister_id.to_text())?;
+        Ok(created.canister_id)
+    }
+
+    /// Runs `f` with a caller of management methods that records nothing: transfers make
+    /// hundreds of calls, shown as one line.
+    fn transfer<T>(&mut self, f: impl FnOnce(&mut transfer::Call) -> Result<T>) -> Result<T> {
+        let replica = self.replica();
+        let mut call = |method: &str, arg: Vec<u8>| {
+            replica
+                .update(me(), Principal::management_canister(), method, &arg)
+                .map_err(explain)
+        };
+        f(&mut call)
+    }
+
     fn record(&self) -> Result<ic::CanisterIdRecord> {
         Ok(ic::CanisterIdRecord {
             canister_id: self.canister()?,
@@ -102,18 +129,7 @@ impl Backend for Embedded {
             std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
         let canister = match self.canister() {
             Ok(canister) if self.replica().canister_ids().contains(&canister) => canister,
-            _ => {
-                let args = ic::ProvisionalCreateCanisterWithCyclesArgs {
-                    amount: None,
-                    settings: None,
-                    specified_id: None,
-                    sender_canister_version: None,
-                };
-                let created: ic::CanisterIdRecord =
-                    self.manage("provisional_create_canister_with_cycles", args)?;
-                std::fs::write(self.canister_file(), created.canister_id.to_text())?;
-                created.canister_id
-            }
+            _ => self.create_canister()?,
         };
         let installed = self.status()?.module_hash.is_some();
         let mode = if installed {
@@ -201,6 +217,34 @@ impl Backend for Embedded {
             snapshot_id: id.0.clone(),
         };
         self.manage("delete_canister_snapshot", args)
+    }
+
+    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
+        let canister = self.canister()?;
+        self.ran.push(format!(
+            "aaaaa-aa.read_canister_snapshot_metadata/data({canister}, {id}) in slices of ≤ {} bytes → {}",
+            transfer::SLICE_BYTES,
+            dir.display()
+        ));
+        let layout = Layout::new(dir);
+        self.transfer(|call| transfer::download(call, canister, &id.0, &layout, resume))
+    }
+
+    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+        let canister = self.canister()?;
+        self.ran.push(format!(
+            "aaaaa-aa.upload_canister_snapshot_metadata/data({canister}) in slices of ≤ {} bytes ← {}",
+            transfer::SLICE_BYTES,
+            dir.display()
+        ));
+        let layout = Layout::new(dir);
+        let replace = replace.map(|id| id.0.as_slice());
+        self.transfer(|call| transfer::upload(call, canister, &layout, replace))
+            .map(SnapshotId)
+    }
+
+    fn tool_version(&mut self) -> Result<(String, String)> {
+        Ok(("replica".into(), replica::VERSION.into()))
     }
 
     /// The embedded replica runs only while a command does, and its state is already

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use candid::IDLArgs;
 use serde::Deserialize;
 
-use super::cli::{Cli, hex_bytes};
+use super::cli::{Cli, hex_bytes, version_in};
 use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
 
 const CANISTER: &str = "chat";
@@ -155,6 +155,33 @@ impl Backend for Icp {
         let id = id.to_string();
         self.icp(&["canister", "snapshot", "delete", CANISTER, &id])
             .map(drop)
+    }
+
+    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
+        let (id, dir) = (id.to_string(), dir.display().to_string());
+        let mut line = vec![
+            "canister", "snapshot", "download", CANISTER, &id, "-o", &dir,
+        ];
+        if resume {
+            line.push("--resume");
+        }
+        self.icp(&line).map(drop)
+    }
+
+    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+        let (replaced, dir) = (replace.map(ToString::to_string), dir.display().to_string());
+        let mut line = vec![
+            "canister", "snapshot", "upload", CANISTER, "-i", &dir, "--json",
+        ];
+        if let Some(id) = &replaced {
+            line.extend(["--replace", id.as_str()]);
+        }
+        parse_created(&self.icp(&line)?.stdout)
+    }
+
+    fn tool_version(&mut self) -> Result<(String, String)> {
+        let printed = self.cli.run(&["--version"])?;
+        Ok(("icp-cli".into(), version_in(&printed.stdout)))
     }
 
     fn shut_down(&mut self) -> Result<()> {

@@ -37,6 +37,13 @@ pub trait Backend {
     fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>>;
     fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()>;
     fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()>;
+    /// Writes snapshot `id` into `dir` in the dfx/icp layout; `resume` continues a download
+    /// that was interrupted there.
+    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()>;
+    /// Uploads the snapshot in `dir` (dfx/icp layout) as a new snapshot; returns its id.
+    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId>;
+    /// The tool that talks to the IC and its version, for a backup's manifest.
+    fn tool_version(&mut self) -> Result<(String, String)>;
     /// Stops the local network, if the backend runs one.
     fn shut_down(&mut self) -> Result<()>;
     /// The commands run since the last call, as a user would type them.
@@ -63,6 +70,14 @@ impl FromStr for SnapshotId {
                 "malformed snapshot id `{text}`: expected an even number of hex digits (at least 18), like 000000000000000080000000001000010101; `cargo xtask list` shows the ids"
             ),
         }
+    }
+}
+
+impl SnapshotId {
+    /// The canister the snapshot belongs to: the IC's ids are an 8-byte counter followed by
+    /// the canister id (IC interface spec, "Canister snapshots").
+    pub fn canister(&self) -> Option<candid::Principal> {
+        candid::Principal::try_from_slice(self.0.get(8..)?).ok()
     }
 }
 

@@ -12,6 +12,26 @@ use serde_json::{Value, json};
 use crate::backend::{Backend, SnapshotId, SnapshotInfo};
 use crate::records::Records;
 
+mod backups;
+
+pub use backups::{diff, inspect, prune_dir, verify_backup};
+
+/// Where lines for the user go: stdout, or stderr when stdout carries JSON.
+#[derive(Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    pub fn say(&self, line: impl AsRef<str>) {
+        if self.json {
+            eprintln!("{}", line.as_ref());
+        } else {
+            println!("{}", line.as_ref());
+        }
+    }
+}
+
 /// The demo's message, as in the upstream example.
 pub const GREETING: &str = "Hi there!";
 
@@ -24,7 +44,7 @@ pub struct Mismatch(pub String);
 pub struct Session {
     backend: Box<dyn Backend>,
     name: &'static str,
-    json: bool,
+    out: Out,
     records: Records,
 }
 
@@ -34,18 +54,14 @@ impl Session {
         Ok(Self {
             backend,
             name,
-            json,
+            out: Out { json },
             records,
         })
     }
 
     /// A line for the user: stdout, or stderr when stdout carries JSON.
     pub fn say(&self, line: impl AsRef<str>) {
-        if self.json {
-            eprintln!("{}", line.as_ref());
-        } else {
-            println!("{}", line.as_ref());
-        }
+        self.out.say(line);
     }
 
     /// Prints the commands the backend ran since the last call.

@@ -1,0 +1,62 @@
+//! Backups that outlive the canister: a snapshot on disk in the layout dfx and icp-cli read
+//! and write, sealed by a manifest; moving one to and from a canister; reading the chat in
+//! one offline, in a scratch replica.
+
+pub mod layout;
+pub mod manifest;
+pub mod scratch;
+pub mod transfer;
+
+use std::{fmt, path::PathBuf, str::FromStr};
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::SnapshotId;
+
+/// Marks a directory whose download has not finished, naming what it downloads.
+pub const DOWNLOADING: &str = ".downloading.json";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downloading {
+    pub canister_id: String,
+    pub snapshot_id: String,
+}
+
+/// A backup is damaged or incomplete: nothing was changed (exit code 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Damaged(pub String);
+
+/// A snapshot named on the command line: a backup directory, or an id on the canister.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Dir(PathBuf),
+    Id(SnapshotId),
+}
+
+impl FromStr for Source {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let path = PathBuf::from(text);
+        if path.is_dir() {
+            return Ok(Self::Dir(path));
+        }
+        match text.parse() {
+            Ok(id) => Ok(Self::Id(id)),
+            Err(_) => bail!(
+                "`{text}` is neither a directory nor a snapshot id: name a backup directory (from `cargo xtask download`) or an id from `cargo xtask list`"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dir(dir) => write!(f, "{}", dir.display()),
+            Self::Id(id) => write!(f, "snapshot {id}"),
+        }
+    }
+}

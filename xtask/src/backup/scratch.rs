@@ -1,0 +1,61 @@
+//! A temporary embedded replica that loads a snapshot from a directory into a scratch
+//! canister and reads its chat: how `inspect` and `diff` read a backup without touching the
+//! live canister, or any network — a snapshot downloaded from mainnet reads offline.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use candid::{Decode, IDLArgs, IDLValue};
+
+use crate::backend::{Backend, Embedded};
+
+pub struct Scratch {
+    backend: Embedded,
+    _dir: tempfile::TempDir,
+}
+
+/// The most messages asked for at once; `page` returns fewer when a reply would pass 2 MiB.
+const PAGE: u32 = 10_000;
+
+impl Scratch {
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+        Ok(Self {
+            backend: Embedded::open(dir.path())?,
+            _dir: dir,
+        })
+    }
+
+    /// Loads the snapshot in `dir` into a new canister and returns its chat.
+    pub fn chat(&mut self, dir: &Path) -> Result<Vec<String>> {
+        self.backend.create_canister()?;
+        let id = self.backend.snapshot_upload(dir, None)?;
+        self.backend.stop_canister()?;
+        self.backend.snapshot_load(&id)?;
+        self.backend.start_canister()?;
+        self.backend.ran();
+        read_chat(&mut self.backend).context(
+            "the snapshot loads, but its canister does not answer as the chat does (`len`, `page`): is it a backup of another canister?",
+        )
+    }
+}
+
+/// Every message, a page at a time: `dump` fails once a chat passes the reply limit.
+fn read_chat(backend: &mut dyn Backend) -> Result<Vec<String>> {
+    let reply = backend.call("len", &IDLArgs::new(&[]), true)?;
+    let len = Decode!(&reply, u64)?;
+    let mut chat = Vec::with_capacity(len as usize);
+    while (chat.len() as u64) < len {
+        let args = IDLArgs::new(&[IDLValue::Nat64(chat.len() as u64), IDLValue::Nat32(PAGE)]);
+        let reply = backend.call("page", &args, true)?;
+        let page = Decode!(&reply, Vec<String>)?;
+        if page.is_empty() {
+            bail!(
+                "the chat says it holds {len} messages but returns none after {}",
+                chat.len()
+            );
+        }
+        chat.extend(page);
+    }
+    Ok(chat)
+}
