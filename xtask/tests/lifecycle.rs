@@ -2,53 +2,11 @@
 //! embedded backend, with its state in a temporary directory. `cargo xtask test` builds the
 //! canister and sets `CHAT_WASM`, which the binary installs instead of building again.
 
-use std::process::{Command, Output};
+mod common;
 
-struct User {
-    state: tempfile::TempDir,
-}
+use std::process::Command;
 
-impl User {
-    fn new() -> Self {
-        assert!(
-            std::env::var_os("CHAT_WASM").is_some(),
-            "CHAT_WASM is not set: run `cargo xtask test`, which builds the canister first"
-        );
-        Self {
-            state: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// `cargo xtask --backend embedded --state-dir … <args>`.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(["--backend", "embedded", "--state-dir"])
-            .arg(self.state.path())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "`{}` failed: {}{}",
-            args.join(" "),
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).expect("--json prints one JSON document")
-    }
-}
+use common::User;
 
 #[test]
 fn the_demo_walks_the_seed_and_verifies_the_restore() {

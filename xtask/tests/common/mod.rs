@@ -1,0 +1,88 @@
+//! The xtask binary run as a user runs it: on the embedded backend, with its state in a
+//! temporary directory. `cargo xtask test` builds the canister and sets `CHAT_WASM`, which
+//! the binary installs instead of building again.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+pub struct User {
+    pub state: tempfile::TempDir,
+}
+
+impl User {
+    pub fn new() -> Self {
+        assert!(
+            std::env::var_os("CHAT_WASM").is_some(),
+            "CHAT_WASM is not set: run `cargo xtask test`, which builds the canister first"
+        );
+        Self {
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `cargo xtask --backend embedded --state-dir … <args>`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["--backend", "embedded", "--state-dir"])
+            .arg(self.state.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "`{}` failed: {}{}",
+            args.join(" "),
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("--json prints one JSON document")
+    }
+}
+
+impl User {
+    /// Runs and expects failure with exit `code`; returns stderr.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let output = self.run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "`{}` should exit {code}: {}{stderr}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        stderr
+    }
+
+    /// A deployed chat holding `messages`.
+    pub fn chat(messages: &[&str]) -> Self {
+        let user = Self::new();
+        user.ok(&["start"]);
+        user.ok(&["deploy"]);
+        let mut populate = vec!["populate"];
+        populate.extend_from_slice(messages);
+        user.ok(&populate);
+        user
+    }
+
+    /// Takes a snapshot; returns its id.
+    pub fn snapshot(&self) -> String {
+        self.json(&["snapshot"])["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
