@@ -9,15 +9,28 @@ use common::User;
 
 const CHAT: [&str; 3] = ["Hi there!", "second message", "third message"];
 
-/// The chat in a snapshot or backup directory, read by `inspect --all`.
-fn messages_in(user: &User, source: &str) -> Vec<String> {
-    let inspected = user.json(&["inspect", source, "--all"]);
-    inspected["shown"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message"].as_str().unwrap().to_owned())
-        .collect()
+/// A chat, a snapshot of it, and that snapshot downloaded to `backup` in `dir`.
+struct Backed {
+    user: User,
+    id: String,
+    dir: tempfile::TempDir,
+    backup: PathBuf,
+}
+
+impl Backed {
+    fn up() -> Self {
+        let user = User::chat(&CHAT);
+        let id = user.snapshot();
+        let dir = backups();
+        let backup = dir.path().join("chat");
+        download(&user, &id, &backup);
+        Self {
+            user,
+            id,
+            dir,
+            backup,
+        }
+    }
 }
 
 fn snapshot_count(user: &User) -> usize {
@@ -74,7 +87,7 @@ fn download_upload_restore_gives_back_the_same_chat() {
     let verified = user.json(&["verify", &new_id]);
     assert_eq!(verified["messages"], 3);
     let now = user.snapshot();
-    assert_eq!(messages_in(&user, &now), CHAT);
+    assert_eq!(user.messages_in(&now), CHAT);
 }
 
 #[test]
@@ -114,11 +127,12 @@ fn an_interrupted_download_resumes_where_it_stopped() {
 
 #[test]
 fn damage_is_named_by_verify_backup_and_refused_by_upload() {
-    let user = User::chat(&CHAT);
-    let id = user.snapshot();
-    let dir = backups();
-    let backup = dir.path().join("chat");
-    download(&user, &id, &backup);
+    let Backed {
+        user,
+        dir: _dir,
+        backup,
+        ..
+    } = Backed::up();
     let path = backup.to_str().unwrap();
 
     flip_byte(&backup.join("stable_memory.bin"), 1_500_000);
@@ -169,8 +183,8 @@ fn inspect_reads_a_snapshot_or_a_backup_without_touching_the_live_canister() {
     let backup = dir.path().join("chat");
     download(&user, &id, &backup);
 
-    assert_eq!(messages_in(&user, &id), CHAT);
-    assert_eq!(messages_in(&user, backup.to_str().unwrap()), CHAT);
+    assert_eq!(user.messages_in(&id), CHAT);
+    assert_eq!(user.messages_in(backup.to_str().unwrap()), CHAT);
     let shown = user.ok(&["inspect", backup.to_str().unwrap(), "--show", "1"]);
     assert!(shown.contains("holds 3 messages"), "{shown}");
     assert!(shown.contains("1  Hi there!") && shown.contains("3  third message"));
@@ -179,11 +193,11 @@ fn inspect_reads_a_snapshot_or_a_backup_without_touching_the_live_canister() {
     // The live canister still has its four messages and its one snapshot.
     assert_eq!(snapshot_count(&user), 1);
     let now = user.snapshot();
-    assert_eq!(messages_in(&user, &now).len(), 4);
+    assert_eq!(user.messages_in(&now).len(), 4);
 
     // A backup reads with no canister at all: a fresh state directory, nothing deployed.
     let stranger = User::new();
-    assert_eq!(messages_in(&stranger, backup.to_str().unwrap()), CHAT);
+    assert_eq!(stranger.messages_in(backup.to_str().unwrap()), CHAT);
 }
 
 #[test]
@@ -243,11 +257,12 @@ fn prune_keeps_the_newest_snapshots_and_backups() {
 
 #[test]
 fn bad_backup_input_gets_a_clear_error_and_changes_nothing() {
-    let user = User::chat(&CHAT);
-    let id = user.snapshot();
-    let dir = backups();
-    let backup = dir.path().join("chat");
-    download(&user, &id, &backup);
+    let Backed {
+        user,
+        id,
+        dir,
+        backup,
+    } = Backed::up();
     let path = backup.to_str().unwrap();
 
     let foreign = "000000000000000080000000001000020101";

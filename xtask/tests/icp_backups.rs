@@ -7,7 +7,6 @@ mod common;
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
     process::{Child, Command, Stdio},
 };
 
@@ -88,16 +87,6 @@ impl Icp<'_> {
     }
 }
 
-fn messages_in(user: &User, source: &Path) -> Vec<String> {
-    let inspected = user.json(&["inspect", source.to_str().unwrap(), "--all"]);
-    inspected["shown"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn icp_cli_restores_an_xtask_backup_and_the_xtask_reads_an_icp_cli_download() {
     let user = User::chat(&CHAT);
@@ -146,7 +135,7 @@ fn icp_cli_restores_an_xtask_backup_and_the_xtask_reads_an_icp_cli_download() {
 
     let mut expected = CHAT.map(String::from).to_vec();
     expected.push("from icp-cli".into());
-    assert_eq!(messages_in(&user, &theirs), expected);
+    assert_eq!(user.messages_in(output), expected);
     let refused = user.fails(1, &["verify-backup", output]);
     assert!(refused.contains("no manifest.json"), "{refused}");
     let uploaded = user.json(&["upload", output, "--unverified"]);

@@ -85,4 +85,15 @@ impl User {
             .unwrap()
             .to_owned()
     }
+
+    /// The chat in a snapshot or backup directory, read by `inspect --all`.
+    pub fn messages_in(&self, source: &str) -> Vec<String> {
+        let inspected = self.json(&["inspect", source, "--all"]);
+        inspected["shown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"].as_str().unwrap().to_owned())
+            .collect()
+    }
 }
