@@ -1,5 +1,7 @@
 //! The replica: every canister of one local subnet, the routing of calls to them or to the
-//! management canister, the clock, and the commit of each change to the store.
+//! management canister, the clock, and persistence: each replicated execution is journaled
+//! before it runs; checkpoints (commits of the whole state) come every `CHECKPOINT_EVERY`
+//! executions and before anything else changes state; opening replays the journal.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -11,18 +13,22 @@ use candid::Principal;
 use serde::{Deserialize, Serialize};
 
 use crate::canister::{
-    Canister, Message,
+    Canister, Executed, Message,
     engine::Engine,
     env::{Context, Response},
     module::Metadata,
     state::{CanisterState, Status},
 };
 use crate::error::{ErrorCode, Reject, StoreError};
-use crate::store::{Hash, Store};
+use crate::store::{Hash, Opened, Record, Store};
 use crate::{ids, management, system_canisters};
 
 /// Largest argument of an ingress message (IC interface spec, "Resource limits").
 const MAX_ARG_BYTES: usize = 2 * 1024 * 1024;
+
+/// How many executions may be journaled before a checkpoint: what bounds the replay when
+/// the state is opened again, and a checkpoint's cost (it hashes changed memory) per call.
+const CHECKPOINT_EVERY: usize = 1000;
 
 /// What the store's manifest holds: the whole replica state, pages aside.
 #[derive(Serialize, Deserialize)]
@@ -30,6 +36,25 @@ struct Manifest {
     next_canister: u64,
     last_time: u64,
     canisters: Vec<CanisterState>,
+    /// The last journal record this state includes.
+    #[serde(default)]
+    journaled: u64,
+}
+
+/// A replicated execution as the journal records it, before it runs: replaying it on the
+/// state before it gives the state after it, since execution is deterministic.
+#[derive(Serialize, Deserialize)]
+enum Entry {
+    Call {
+        sender: Principal,
+        canister: Principal,
+        method: String,
+        #[serde(with = "serde_bytes")]
+        arg: Vec<u8>,
+        time: u64,
+    },
+    /// A round's system tasks (timers, heartbeats).
+    Tasks { time: u64 },
 }
 
 /// A canister as the certified state tree shows it.
@@ -48,12 +73,18 @@ pub struct Replica {
     pub(crate) next_canister: u64,
     last_time: u64,
     subnet_id: Principal,
+    /// Set while journaled executions run again at open: they are not journaled twice.
+    replaying: bool,
 }
 
 impl Replica {
     /// Opens the replica whose state lives in `dir`, creating an empty one there if needed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let (store, manifest) = Store::open(dir)?;
+        let Opened {
+            store,
+            manifest,
+            journal,
+        } = Store::open(dir)?;
         let mut replica = Self {
             metadata_cache: Default::default(),
             store,
@@ -62,16 +93,98 @@ impl Replica {
             next_canister: 0,
             last_time: 0,
             subnet_id: Principal::management_canister(),
+            replaying: false,
         };
-        if let Some(bytes) = manifest {
-            replica.restore(&bytes)?;
+        if replica.recover(manifest, journal)? {
+            replica.checkpoint_now()?;
         }
         let live = replica.live_objects();
         replica.store.collect_garbage(&live)?;
         Ok(replica)
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Restores the checkpoint and replays the journal records it does not cover; returns
+    /// whether there were any.
+    fn recover(
+        &mut self,
+        manifest: Option<Vec<u8>>,
+        journal: Vec<Record>,
+    ) -> Result<bool, StoreError> {
+        let covered = match manifest {
+            Some(bytes) => self.restore(&bytes)?,
+            None => 0,
+        };
+        self.store.continue_after(covered);
+        let pending: Vec<&Record> = journal.iter().filter(|r| r.sequence > covered).collect();
+        self.replaying = true;
+        let replayed = pending.iter().try_for_each(|record| {
+            let entry: Entry =
+                serde_cbor::from_slice(&record.bytes).map_err(|e| StoreError::Corrupt {
+                    path: self.store.dir().join("journal"),
+                    what: format!("record {} does not decode: {e}", record.sequence),
+                })?;
+            self.replay(&entry);
+            Ok(())
+        });
+        self.replaying = false;
+        replayed.map(|()| !pending.is_empty())
+    }
+
+    /// Runs a journaled execution again; its outcome was already given when it first ran.
+    fn replay(&mut self, entry: &Entry) {
+        match entry {
+            Entry::Call {
+                sender,
+                canister,
+                method,
+                arg,
+                time,
+            } => {
+                self.last_time = self.last_time.max(*time);
+                let _ = self.run_call(*sender, *canister, method, arg, Context::Update, *time);
+            }
+            Entry::Tasks { time } => {
+                self.last_time = self.last_time.max(*time);
+                self.run_tasks(*time);
+            }
+        }
+    }
+
+    /// Records an execution in the journal before it runs; when that fails, it does not run.
+    fn journal(&mut self, entry: &Entry) -> Result<(), Reject> {
+        let bytes = serde_cbor::to_vec(entry).expect("entries always encode");
+        self.store.log(&bytes).map(drop).map_err(|error| {
+            Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("The replica could not record the call, so it did not run: {error}"),
+            )
+        })
+    }
+
+    /// Checkpoints when enough executions are journaled.
+    fn checkpoint_if_due(&mut self) -> Result<(), Reject> {
+        if self.store.logged() >= CHECKPOINT_EVERY {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every journaled execution part of a checkpoint, if there are any: what a
+    /// server does on stopping, and what happens before any other change of state.
+    pub fn checkpoint(&mut self) -> Result<(), Reject> {
+        if self.store.logged() > 0 {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the journal durable against power loss (a process crash cannot lose it).
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.store.sync_journal()
+    }
+
+    /// The last journal record the manifest covers.
+    fn restore(&mut self, bytes: &[u8]) -> Result<u64, StoreError> {
         let manifest: Manifest =
             serde_cbor::from_slice(bytes).map_err(|e| StoreError::Corrupt {
                 path: self.store.dir().join("state"),
@@ -84,7 +197,7 @@ impl Replica {
             .into_iter()
             .map(|state| (state.id, Canister::new(state)))
             .collect();
-        Ok(())
+        Ok(manifest.journaled)
     }
 
     /// Every object the committed state refers to.
@@ -115,13 +228,7 @@ impl Replica {
     /// Makes the current state durable. When that fails, the state on disk is still the last
     /// committed one and memory goes back to it, so nothing half-done survives.
     pub(crate) fn commit(&mut self) -> Result<(), Reject> {
-        let manifest = Manifest {
-            next_canister: self.next_canister,
-            last_time: self.last_time,
-            canisters: self.canisters.values().map(|c| c.state.clone()).collect(),
-        };
-        let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
-        self.store.commit(&bytes).map_err(|error| {
+        self.checkpoint_now().map_err(|error| {
             let reject = Reject::new(
                 ErrorCode::CanisterRejectedMessage,
                 format!("The replica could not save its state, so the call was undone: {error}"),
@@ -136,13 +243,27 @@ impl Replica {
         })
     }
 
+    /// Writes the whole state, journaled executions included, as the new checkpoint.
+    fn checkpoint_now(&mut self) -> Result<(), StoreError> {
+        for canister in self.canisters.values_mut() {
+            canister.save(&mut self.store);
+        }
+        let manifest = Manifest {
+            next_canister: self.next_canister,
+            last_time: self.last_time,
+            canisters: self.canisters.values().map(|c| c.state.clone()).collect(),
+            journaled: self.store.last_logged(),
+        };
+        let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
+        self.store.commit(&bytes)
+    }
+
+    /// Goes back to the state on disk: the last checkpoint and the journal after it.
     fn reload(&mut self) -> Result<(), StoreError> {
         self.canisters.clear();
         self.next_canister = 0;
-        if let Some(bytes) = crate::store::read_committed(self.store.dir())? {
-            self.restore(&bytes)?;
-        }
-        Ok(())
+        let (manifest, journal) = self.store.committed()?;
+        self.recover(manifest, journal).map(drop)
     }
 
     /// A small file kept with the state (the HTTP layer's keys), created the first time.
@@ -253,6 +374,11 @@ impl Replica {
                 ),
             ));
         }
+        if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
+        {
+            // They read and write `state.code`, which executions only update at checkpoints.
+            self.checkpoint()?;
+        }
         let time = self.now();
         if let Some(answer) = system_canisters::call(self, sender, canister_id, method, arg, time) {
             return answer;
@@ -273,6 +399,31 @@ impl Replica {
         context: Context,
     ) -> Result<Vec<u8>, Reject> {
         let time = self.now();
+        let executed = self.run_call(sender, canister_id, method, arg, context, time);
+        if context.replicated() {
+            self.checkpoint_if_due()?;
+        }
+        match executed?.response {
+            Some(Response::Reply(bytes)) => Ok(bytes),
+            Some(Response::Reject(message)) => Err(Reject::by_canister(message)),
+            None => Err(Reject::new(
+                ErrorCode::CanisterDidNotReply,
+                format!("Error from Canister {canister_id}: Canister did not reply to the call"),
+            )),
+        }
+    }
+
+    /// Runs a call on a canister at `time`: its status, the export that serves the method,
+    /// `canister_inspect_message` and the journal for an update; then the execution.
+    fn run_call(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+        context: Context,
+        time: u64,
+    ) -> Result<Executed, Reject> {
         let subnet_id = self.subnet_id;
         let canister = self.canister_mut(&canister_id)?;
         match canister.state.status {
@@ -301,23 +452,18 @@ impl Replica {
             time,
             subnet_id,
         };
-        if context.replicated() {
+        if context.replicated() && !self.replaying {
             self.inspect(&canister_id, &message)?;
+            self.journal(&Entry::Call {
+                sender,
+                canister: canister_id,
+                method: method.to_owned(),
+                arg: arg.to_vec(),
+                time,
+            })?;
         }
         let canister = self.canisters.get_mut(&canister_id).expect("found above");
-        let result = canister.execute(&self.engine, &mut self.store, &message, &entry);
-        if context.replicated() {
-            // Logs and failed executions' effects (none) are committed too.
-            self.commit()?;
-        }
-        match result?.response {
-            Some(Response::Reply(bytes)) => Ok(bytes),
-            Some(Response::Reject(message)) => Err(Reject::by_canister(message)),
-            None => Err(Reject::new(
-                ErrorCode::CanisterDidNotReply,
-                format!("Error from Canister {canister_id}: Canister did not reply to the call"),
-            )),
-        }
+        canister.execute(&self.engine, &self.store, &message, &entry)
     }
 
     /// Lets the canister refuse an ingress update in `canister_inspect_message`, when it
@@ -335,7 +481,7 @@ impl Replica {
             context: Context::InspectMessage,
             ..*message
         };
-        let executed = canister.execute(&self.engine, &mut self.store, &inspect, ENTRY)?;
+        let executed = canister.execute(&self.engine, &self.store, &inspect, ENTRY)?;
         if !executed.accepted {
             return Err(Reject::new(
                 ErrorCode::CanisterRejectedMessage,
@@ -350,46 +496,58 @@ impl Replica {
     /// first; a server calls it on a clock. A task that traps changes nothing but its log.
     pub fn tick(&mut self) -> Result<(), Reject> {
         let time = self.now();
-        let subnet_id = self.subnet_id;
-        let mut ran = false;
+        if self.due_tasks(time).is_empty() {
+            return Ok(());
+        }
+        self.journal(&Entry::Tasks { time })?;
+        self.run_tasks(time);
+        self.checkpoint_if_due()
+    }
+
+    /// The system tasks due at `time`: (canister, export).
+    fn due_tasks(&mut self, time: u64) -> Vec<(Principal, &'static str)> {
+        let mut due = Vec::new();
         for canister in self.canisters.values_mut() {
             if canister.state.status != Status::Running {
                 continue;
             }
             let timer_due = canister.state.global_timer != 0 && canister.state.global_timer <= time;
-            for (entry, due) in [
+            for (entry, is_due) in [
                 ("canister_global_timer", timer_due),
                 ("canister_heartbeat", true),
             ] {
-                if !due
-                    || canister
+                if is_due
+                    && canister
                         .exports(&self.engine, &self.store, entry)
                         .ok()
                         .flatten()
-                        != Some(true)
+                        == Some(true)
                 {
-                    continue;
+                    due.push((canister.id(), entry));
                 }
-                if entry == "canister_global_timer" {
-                    canister.state.global_timer = 0;
-                }
-                let task = Message {
-                    context: Context::SystemTask,
-                    caller: Principal::management_canister(),
-                    method: "",
-                    arg: &[],
-                    time,
-                    subnet_id,
-                };
-                // A failed task is in the canister's log; it does not fail the round.
-                let _ = canister.execute(&self.engine, &mut self.store, &task, entry);
-                ran = true;
             }
         }
-        if ran {
-            self.commit()?;
+        due
+    }
+
+    fn run_tasks(&mut self, time: u64) {
+        let subnet_id = self.subnet_id;
+        for (id, entry) in self.due_tasks(time) {
+            let canister = self.canisters.get_mut(&id).expect("listed above");
+            if entry == "canister_global_timer" {
+                canister.state.global_timer = 0;
+            }
+            let task = Message {
+                context: Context::SystemTask,
+                caller: Principal::management_canister(),
+                method: "",
+                arg: &[],
+                time,
+                subnet_id,
+            };
+            // A failed task is in the canister's log; it does not fail the round.
+            let _ = canister.execute(&self.engine, &self.store, &task, entry);
         }
-        Ok(())
     }
 
     /// Which export serves `method` for this kind of call (a query may also be answered by a
@@ -453,5 +611,13 @@ impl Replica {
         let id = ids::canister_id(self.next_canister);
         self.next_canister += 1;
         id
+    }
+}
+
+/// Closing the replica checkpoints what the journal holds, so the next open replays
+/// nothing; should that fail, the journal still holds it all.
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.checkpoint();
     }
 }

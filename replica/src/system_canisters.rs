@@ -47,6 +47,11 @@ enum CreateCanisterResult {
 }
 
 /// Answers a call to a system canister; `None` when `canister` is not one.
+/// Whether `canister` is one of the system canisters answered here.
+pub fn handles(canister: Principal) -> bool {
+    canister == cycles_ledger() || canister == cycles_minting_canister()
+}
+
 pub fn call(
     replica: &mut Replica,
     sender: Principal,

@@ -36,6 +36,9 @@ struct Live {
 pub struct Canister {
     pub state: CanisterState,
     live: Option<Live>,
+    /// Set when executions changed the live memories since `state.code` was last written:
+    /// the stable pages they wrote. The next checkpoint saves them (`save`).
+    unsaved: Option<BTreeSet<u64>>,
 }
 
 /// How to install code (`install_code`'s mode, decoded).
@@ -68,7 +71,11 @@ pub struct Message<'a> {
 
 impl Canister {
     pub fn new(state: CanisterState) -> Self {
-        Self { state, live: None }
+        Self {
+            state,
+            live: None,
+            unsaved: None,
+        }
     }
 
     pub fn id(&self) -> Principal {
@@ -157,7 +164,7 @@ impl Canister {
     pub fn execute(
         &mut self,
         engine: &Engine,
-        store: &mut Store,
+        store: &Store,
         message: &Message,
         entry: &str,
     ) -> Result<Executed, Reject> {
@@ -195,7 +202,7 @@ impl Canister {
                 self.state.global_timer = env.global_timer;
                 self.state.cycles = env.cycles;
                 self.state.version += 1;
-                self.capture(store, Some(&dirty));
+                self.unsaved.get_or_insert_default().extend(dirty);
                 self.state
                     .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
                 Ok(Executed {
@@ -211,6 +218,13 @@ impl Canister {
                     .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
                 Err(reject)
             }
+        }
+    }
+
+    /// Writes what executions changed into `state.code`, for a checkpoint.
+    pub fn save(&mut self, store: &mut Store) {
+        if let Some(dirty) = self.unsaved.take() {
+            self.capture(store, Some(&dirty));
         }
     }
 
@@ -289,6 +303,7 @@ impl Canister {
             wasm: wasm_state,
             stable,
         });
+        self.unsaved = None;
         self.capture(store, None);
         self.state.certified_data = env.certified_data;
         // install_code deactivates the timer unless the new code sets it again.
@@ -359,6 +374,7 @@ impl Canister {
     pub fn uninstall(&mut self, time: u64, caller: Principal) {
         self.state.code = None;
         self.live = None;
+        self.unsaved = None;
         self.state.certified_data.clear();
         self.state.global_timer = 0;
         self.state.version += 1;
@@ -391,6 +407,7 @@ impl Canister {
     ) -> Result<(), Reject> {
         let code = transfer::assemble(snapshot, store)?;
         self.load_live(engine, store, &code, snapshot.uploaded())?;
+        self.unsaved = None;
         self.state.code = Some(code);
         self.state.certified_data = snapshot.certified_data.clone();
         self.state.chunks = snapshot.chunks.clone();

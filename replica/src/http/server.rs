@@ -104,14 +104,17 @@ pub async fn serve(
     })
 }
 
-/// Runs a round every second, so timers fire without a message to wake them.
+/// Runs a round every second, so timers fire without a message to wake them, and makes the
+/// second's journal durable against power loss.
 async fn rounds(shared: Arc<Shared>) {
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     loop {
         clock.tick().await;
         let shared = shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            shared.replica.lock().expect("not poisoned").tick()
+            let mut replica = shared.replica.lock().expect("not poisoned");
+            let _ = replica.tick();
+            let _ = replica.sync();
         })
         .await;
     }

@@ -5,7 +5,11 @@
 //! fsync, rename, fsync of the directory): a kill at any instant leaves the previous manifest
 //! or the new one, never a mix. Objects are addressed by their SHA-256, which doubles as the
 //! checksum checked on every read. An exclusive lock keeps a second process out.
+//!
+//! Between commits, the journal holds what happened since (see `journal`): a commit is a
+//! checkpoint, after which the journal starts empty.
 
+mod journal;
 mod pack;
 
 use std::{
@@ -17,6 +21,8 @@ use std::{
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
+use journal::Journal;
+pub use journal::Record;
 use pack::{Pack, PackWriter};
 
 /// The SHA-256 of an object.
@@ -41,16 +47,25 @@ pub struct Store {
     index: HashMap<Hash, (u64, pack::Entry)>,
     next_pack: u64,
     pending: PackWriter,
+    journal: Journal,
+}
+
+/// What opening a state directory finds: the last checkpoint's manifest and the journal's
+/// records since (some may predate the checkpoint: the manifest says which it covers).
+pub struct Opened {
+    pub store: Store,
+    pub manifest: Option<Vec<u8>>,
+    pub journal: Vec<Record>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the state directory; returns the store and the last
-    /// committed manifest, if any.
-    pub fn open(dir: &Path) -> Result<(Self, Option<Vec<u8>>), StoreError> {
+    /// Opens (creating if needed) the state directory.
+    pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         let packs_dir = dir.join(PACKS);
         fs::create_dir_all(&packs_dir).map_err(StoreError::io(&packs_dir))?;
         let lock = lock(dir)?;
         let manifest = read_manifest(&dir.join(MANIFEST))?;
+        let (journal, records) = Journal::open(dir)?;
         let mut store = Self {
             dir: dir.to_owned(),
             _lock: lock,
@@ -58,9 +73,46 @@ impl Store {
             index: HashMap::new(),
             next_pack: 0,
             pending: PackWriter::default(),
+            journal,
         };
         store.load_packs()?;
-        Ok((store, manifest))
+        Ok(Opened {
+            store,
+            manifest,
+            journal: records,
+        })
+    }
+
+    /// Appends a record to the journal; returns its sequence number.
+    pub fn log(&mut self, record: &[u8]) -> Result<u64, StoreError> {
+        self.journal.append(record)
+    }
+
+    /// How many records the journal holds since the last commit.
+    pub fn logged(&self) -> usize {
+        self.journal.records()
+    }
+
+    /// The sequence number of the last record logged (0 before any).
+    pub fn last_logged(&self) -> u64 {
+        self.journal.next_sequence() - 1
+    }
+
+    /// Numbers new records after `sequence`, which a commit covered.
+    pub fn continue_after(&mut self, sequence: u64) {
+        self.journal.continue_after(sequence);
+    }
+
+    /// The committed state as on disk: the last checkpoint's manifest and the journal's
+    /// records (what a reopen would find).
+    pub fn committed(&self) -> Result<(Option<Vec<u8>>, Vec<Record>), StoreError> {
+        let manifest = read_manifest(&self.dir.join(MANIFEST))?;
+        Ok((manifest, self.journal.read_back()?))
+    }
+
+    /// Makes the journal durable against power loss.
+    pub fn sync_journal(&mut self) -> Result<(), StoreError> {
+        self.journal.sync()
     }
 
     pub fn dir(&self) -> &Path {
@@ -116,7 +168,8 @@ impl Store {
         self.index.contains_key(hash) || self.pending.get(hash).is_some()
     }
 
-    /// Makes the pending objects and `manifest` durable, atomically.
+    /// Makes the pending objects and `manifest` durable, atomically; the journal then starts
+    /// empty (`manifest` must cover every record logged).
     pub fn commit(&mut self, manifest: &[u8]) -> Result<(), StoreError> {
         if !self.pending.is_empty() {
             let number = self.next_pack;
@@ -128,7 +181,8 @@ impl Store {
             self.packs.insert(number, pack);
             self.next_pack += 1;
         }
-        write_manifest(&self.dir, manifest)
+        write_manifest(&self.dir, manifest)?;
+        self.journal.clear()
     }
 
     /// Deletes packs that hold none of the `live` objects: what deleted snapshots, replaced
@@ -197,11 +251,6 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
         }),
         Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path)(e)),
     }
-}
-
-/// The last committed manifest of the state in `dir`, checksum verified.
-pub fn read_committed(dir: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    read_manifest(&dir.join(MANIFEST))
 }
 
 fn read_manifest(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {

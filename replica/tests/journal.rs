@@ -1,0 +1,98 @@
+//! The journal: calls acknowledged since the last checkpoint survive the process dying (it
+//! aborts here, so no destructor runs and no checkpoint is written), and replaying them on
+//! open gives the same state — messages, trapped calls' logs, versions and timers alike.
+
+mod common;
+
+use std::process::Command;
+
+use candid::Encode;
+use common::{Local, chat_wasm, user};
+use ic_management_canister_types as ic;
+
+/// Set in the child process, naming the state directory it works in.
+const CHILD: &str = "JOURNAL_TEST_STATE";
+
+/// Runs `test` of this file in a child process on `dir`; the child ends by aborting.
+fn in_child(test: &str, dir: &std::path::Path) {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(CHILD, dir)
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was to abort, not to finish");
+}
+
+fn child_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os(CHILD).map(Into::into)
+}
+
+#[test]
+fn acknowledged_calls_survive_an_abort_and_replay_to_the_same_state() {
+    const TEST: &str = "acknowledged_calls_survive_an_abort_and_replay_to_the_same_state";
+    if let Some(dir) = child_dir() {
+        let mut replica = replica::Replica::open(&dir).unwrap();
+        let chat = replica.canister_ids()[0];
+        for n in 0..250 {
+            let arg = Encode!(&format!("message {n}")).unwrap();
+            replica.update(user(), chat, "append", &arg).unwrap();
+        }
+        // An empty message traps: it changes nothing but the canister's log.
+        let empty = Encode!(&"").unwrap();
+        assert!(replica.update(user(), chat, "append", &empty).is_err());
+        std::process::abort();
+    }
+    let mut local = Local::new();
+    let chat = local.deploy(chat_wasm());
+    drop(local.replica);
+    in_child(TEST, local.dir.path());
+
+    let mut local = Local {
+        replica: replica::Replica::open(local.dir.path()).unwrap(),
+        dir: local.dir,
+    };
+    let messages: Vec<String> = local.query(chat, "dump", ()).unwrap();
+    assert_eq!(messages.len(), 250);
+    assert_eq!(messages[249], "message 249");
+    let logs: ic::FetchCanisterLogsResult = local
+        .management(
+            user(),
+            "fetch_canister_logs",
+            ic::FetchCanisterLogsArgs {
+                canister_id: chat,
+                filter: None,
+            },
+        )
+        .unwrap();
+    assert!(
+        logs.canister_log_records
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.content).contains("[TRAP]")),
+        "the trapped call's log line is replayed too"
+    );
+    // The replayed state was checkpointed: opening again replays nothing and agrees.
+    let mut local = local.reopen();
+    let again: Vec<String> = local.query(chat, "dump", ()).unwrap();
+    assert_eq!(again, messages);
+    let (): () = local.update(chat, "append", ("after",)).unwrap();
+    let len: u64 = local.query(chat, "len", ()).unwrap();
+    assert_eq!(len, 251);
+}
+
+#[test]
+fn a_snapshot_taken_after_journaled_calls_holds_them() {
+    let mut local = Local::new();
+    let chat = local.deploy(chat_wasm());
+    for n in 0..10 {
+        let _: () = local.update(chat, "append", (format!("m{n}"),)).unwrap();
+    }
+    local.stop(chat);
+    let snapshot = local.take_snapshot(chat, None).unwrap();
+    local.start(chat);
+    let _: u64 = local.update(chat, "remove_spam", ()).unwrap();
+    local.stop(chat);
+    local.load_snapshot(chat, snapshot.id).unwrap();
+    local.start(chat);
+    let messages: Vec<String> = local.query(chat, "dump", ()).unwrap();
+    assert_eq!(messages.len(), 10);
+}
