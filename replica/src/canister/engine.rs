@@ -1,11 +1,16 @@
-//! Running one message: a fresh wasmtime instance of the prepared module, the canister's saved
-//! heap and globals put back, the entry point called under its instruction limit, and the new
-//! heap and globals taken out — or, on a trap, nothing kept (IC interface spec, "Traps").
+//! Running one message: a wasmtime instance of the prepared module holding the canister's saved
+//! heap and globals, the entry point called under its instruction limit, and the new heap and
+//! globals taken out — or, on a trap, nothing kept (IC interface spec, "Traps").
+//!
+//! A fresh instance per message is the reference. Replicated messages may instead run on a
+//! `Kept` instance, left as the last successful message left it, so the heap is not put back
+//! each time; only for modules that cannot tell (`ModuleInfo::reusable`), and a trap discards
+//! the instance.
 
 use std::{collections::HashSet, sync::Arc};
 
 use serde::{Deserialize, Serialize};
-use wasmtime::{Config, InstancePre, Linker, ResourceLimiter, Store, Trap, Val};
+use wasmtime::{Config, Instance, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, Val};
 
 use super::env::{Env, LogLine};
 use super::module::{self, MEMORY_EXPORT, ModuleInfo, START_EXPORT};
@@ -52,11 +57,19 @@ pub struct Engine {
 }
 
 /// What became of one execution.
-pub struct Outcome {
+pub struct Outcome<T = WasmState> {
     pub env: Env,
     /// The new wasm state, or why the execution failed (then the old state stands).
-    pub result: Result<WasmState, Reject>,
+    pub result: Result<T, Reject>,
     pub instructions: u64,
+}
+
+/// An instance kept between a canister's replicated messages; its heap and globals equal
+/// the `WasmState` the last message left.
+pub struct Kept {
+    store: Store<Env>,
+    instance: Instance,
+    memory: Option<Memory>,
 }
 
 impl Engine {
@@ -122,26 +135,99 @@ impl Engine {
         entry: Option<&str>,
     ) -> Outcome {
         let limit = env.context.instruction_limit();
+        let mut store = self.store(env, limit);
+        let result = instantiate(&mut store, compiled, state).and_then(|instance| {
+            store.data_mut().heap_limit_enforced = true;
+            if start && compiled.info.has_start {
+                call(&mut store, &instance, START_EXPORT)?;
+            }
+            if let Some(entry) = entry.filter(|e| compiled.exports(e)) {
+                call(&mut store, &instance, entry)?;
+            }
+            Ok(take_state(&mut store, compiled, &instance))
+        });
+        let instructions = limit - store.get_fuel().unwrap_or(0);
+        finish(store.into_data(), result, instructions, limit)
+    }
+
+    /// Runs exported `entry` on the `kept` instance (made from `state` when there is none),
+    /// and brings `state` up to date; a failure discards the instance and leaves `state`.
+    pub fn run_kept(
+        &self,
+        compiled: &Compiled,
+        kept: &mut Option<Kept>,
+        state: &mut WasmState,
+        env: Env,
+        entry: &str,
+    ) -> Outcome<()> {
+        let limit = env.context.instruction_limit();
+        let mut instance = match kept.take() {
+            Some(mut instance) => {
+                *instance.store.data_mut() = env;
+                instance.store.set_fuel(limit).expect("fuel is enabled");
+                instance
+            }
+            None => {
+                let mut store = self.store(env, limit);
+                match instantiate(&mut store, compiled, Some(state)) {
+                    Ok(instance) => Kept {
+                        memory: store.data().memory,
+                        store,
+                        instance,
+                    },
+                    Err(error) => {
+                        let instructions = limit - store.get_fuel().unwrap_or(0);
+                        return finish(store.into_data(), Err(error), instructions, limit);
+                    }
+                }
+            }
+        };
+        let store = &mut instance.store;
+        store.data_mut().memory = instance.memory;
+        store.data_mut().heap_limit_enforced = true;
+        let result = call(store, &instance.instance, entry);
+        let instructions = limit - store.get_fuel().unwrap_or(0);
+        let env = std::mem::replace(store.data_mut(), Env::idle());
+        if result.is_ok() {
+            if let Some(memory) = instance.memory {
+                state.heap.clear();
+                state.heap.extend_from_slice(memory.data(&*store));
+            }
+            state.globals = globals(store, compiled, &instance.instance);
+            *kept = Some(instance);
+        }
+        finish(env, result, instructions, limit)
+    }
+
+    fn store(&self, env: Env, limit: u64) -> Store<Env> {
         let mut store = Store::new(&self.engine, env);
         store.set_fuel(limit).expect("fuel is enabled");
         store.limiter(|env| env);
-        let result = execute(&mut store, compiled, state, start, entry);
-        let instructions = limit - store.get_fuel().unwrap_or(0);
-        let mut env = store.into_data();
-        env.memory = None;
-        let result = result.map_err(|error| {
-            let reject = env.trap.take().unwrap_or_else(|| translate(&error, limit));
-            env.logs.push(LogLine {
-                timestamp: env.time,
-                content: format!("[TRAP]: {}", reject.message).into_bytes(),
-            });
-            reject
+        store
+    }
+}
+
+/// The outcome of an execution that ended with `result`: a failure as the reject the host
+/// recorded (or wasmtime's trap, translated), logged as the IC logs traps.
+fn finish<T>(
+    mut env: Env,
+    result: wasmtime::Result<T>,
+    instructions: u64,
+    limit: u64,
+) -> Outcome<T> {
+    env.memory = None;
+    let result = result.map_err(|error| {
+        let reject = env.trap.take().unwrap_or_else(|| translate(&error, limit));
+        env.logs.push(LogLine {
+            timestamp: env.time,
+            content: format!("[TRAP]: {}", reject.message).into_bytes(),
         });
-        Outcome {
-            env,
-            result,
-            instructions,
-        }
+        reject
+    });
+    Outcome {
+        env,
+        result,
+        instructions,
     }
 }
 
@@ -158,13 +244,12 @@ fn invalid(message: String) -> Reject {
     )
 }
 
-fn execute(
+/// A new instance holding `state` (when given): heap, then globals.
+fn instantiate(
     store: &mut Store<Env>,
     compiled: &Compiled,
     state: Option<&WasmState>,
-    start: bool,
-    entry: Option<&str>,
-) -> wasmtime::Result<WasmState> {
+) -> wasmtime::Result<Instance> {
     let instance = compiled.pre.instantiate(&mut *store)?;
     let memory = instance.get_memory(&mut *store, MEMORY_EXPORT);
     store.data_mut().memory = memory;
@@ -184,19 +269,29 @@ fn execute(
             global.set(&mut *store, to_val(*value))?;
         }
     }
-    store.data_mut().heap_limit_enforced = true;
-    if start && compiled.info.has_start {
-        instance
-            .get_typed_func::<(), ()>(&mut *store, START_EXPORT)?
-            .call(&mut *store, ())?;
+    Ok(instance)
+}
+
+fn call(store: &mut Store<Env>, instance: &Instance, export: &str) -> wasmtime::Result<()> {
+    instance
+        .get_typed_func::<(), ()>(&mut *store, export)?
+        .call(&mut *store, ())
+}
+
+fn take_state(store: &mut Store<Env>, compiled: &Compiled, instance: &Instance) -> WasmState {
+    let heap = store
+        .data()
+        .memory
+        .map(|m| m.data(&*store).to_vec())
+        .unwrap_or_default();
+    WasmState {
+        heap,
+        globals: globals(store, compiled, instance),
     }
-    if let Some(entry) = entry.filter(|e| compiled.exports(e)) {
-        instance
-            .get_typed_func::<(), ()>(&mut *store, entry)?
-            .call(&mut *store, ())?;
-    }
-    let heap = memory.map(|m| m.data(&*store).to_vec()).unwrap_or_default();
-    let globals = compiled
+}
+
+fn globals(store: &mut Store<Env>, compiled: &Compiled, instance: &Instance) -> Vec<Global> {
+    compiled
         .info
         .globals
         .iter()
@@ -204,8 +299,7 @@ fn execute(
             let global = instance.get_global(&mut *store, name).expect("exported");
             from_val(global.get(&mut *store))
         })
-        .collect();
-    Ok(WasmState { heap, globals })
+        .collect()
 }
 
 fn to_val(global: Global) -> Val {

@@ -150,6 +150,11 @@ impl Env {
         }
     }
 
+    /// What a kept instance holds between messages: nothing of any message.
+    pub fn idle() -> Self {
+        Self::new(Context::SystemTask, Principal::anonymous(), 0)
+    }
+
     /// Stops the execution with `reject`, to be reported instead of wasmtime's error.
     pub fn trap(&mut self, reject: Reject) -> wasmtime::Error {
         let error = wasmtime::Error::msg(reject.message.clone());

@@ -17,7 +17,7 @@ use candid::Principal;
 
 use crate::error::{ErrorCode, Reject, StoreError};
 use crate::store::{self, Store};
-use engine::{Compiled, Engine, WasmState};
+use engine::{Compiled, Engine, Kept, WasmState};
 use env::{Context, Env, Response, RunStatus};
 use image::MemoryImage;
 use stable::StableMemory;
@@ -31,6 +31,8 @@ struct Live {
     compiled: Arc<Compiled>,
     wasm: WasmState,
     stable: Vec<u8>,
+    /// The instance replicated messages run on, holding `wasm` (reusable modules only).
+    kept: Option<Kept>,
 }
 
 pub struct Canister {
@@ -96,6 +98,7 @@ impl Canister {
                     globals: code.globals.clone(),
                 },
                 stable: code.stable.restore(store).map_err(fail)?,
+                kept: None,
             });
         }
         Ok(self.live.as_mut())
@@ -182,10 +185,10 @@ impl Canister {
         let stable = std::mem::take(&mut live.stable);
         let env = self.env(message, stable, compiled.info.memory64);
         let live = self.live.as_mut().expect("loaded above");
-        let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
-        let mut env = outcome.env;
         if !replicated {
-            // A query changes nothing: its stable writes are undone, its heap dropped.
+            // A query changes nothing: a fresh instance, its stable writes undone.
+            let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
+            let mut env = outcome.env;
             env.stable.roll_back();
             live.stable = env.stable.finish().0;
             return outcome.result.map(|_| Executed {
@@ -193,32 +196,36 @@ impl Canister {
                 accepted: env.accepted,
             });
         }
-        match outcome.result {
-            Ok(wasm) => {
-                let (stable, dirty) = env.stable.finish();
-                live.wasm = wasm;
-                live.stable = stable;
-                self.state.certified_data = std::mem::take(&mut env.certified_data);
-                self.state.global_timer = env.global_timer;
-                self.state.cycles = env.cycles;
-                self.state.version += 1;
-                self.unsaved.get_or_insert_default().extend(dirty);
-                self.state
-                    .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
-                Ok(Executed {
-                    response: env.response,
-                    accepted: env.accepted,
-                })
-            }
-            Err(reject) => {
-                env.stable.roll_back();
-                let (stable, _) = env.stable.finish();
-                live.stable = stable;
-                self.state
-                    .log(env.logs.into_iter().map(|l| (l.timestamp, l.content)));
-                Err(reject)
-            }
+        let (mut env, result) = if compiled.info.reusable && compiled.exports(entry) {
+            let outcome = engine.run_kept(&compiled, &mut live.kept, &mut live.wasm, env, entry);
+            (outcome.env, outcome.result)
+        } else {
+            let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
+            let result = outcome.result.map(|wasm| live.wasm = wasm);
+            (outcome.env, result)
+        };
+        let logs: Vec<_> = env
+            .logs
+            .drain(..)
+            .map(|l| (l.timestamp, l.content))
+            .collect();
+        self.state.log(logs);
+        if let Err(reject) = result {
+            env.stable.roll_back();
+            live.stable = env.stable.finish().0;
+            return Err(reject);
         }
+        let (stable, dirty) = env.stable.finish();
+        live.stable = stable;
+        self.state.certified_data = std::mem::take(&mut env.certified_data);
+        self.state.global_timer = env.global_timer;
+        self.state.cycles = env.cycles;
+        self.state.version += 1;
+        self.unsaved.get_or_insert_default().extend(dirty);
+        Ok(Executed {
+            response: env.response,
+            accepted: env.accepted,
+        })
     }
 
     /// Writes what executions changed into `state.code`, for a checkpoint.
@@ -302,6 +309,7 @@ impl Canister {
             compiled,
             wasm: wasm_state,
             stable,
+            kept: None,
         });
         self.unsaved = None;
         self.capture(store, None);
@@ -469,6 +477,7 @@ impl Canister {
         }
         live.compiled = compiled;
         live.wasm.globals = code.globals.clone();
+        live.kept = None;
         Ok(())
     }
 

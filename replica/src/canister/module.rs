@@ -30,6 +30,9 @@ pub struct ModuleInfo {
     pub metadata: Metadata,
     /// `ic0` functions the module imports.
     pub imports: Vec<String>,
+    /// Whether messages may run one after another on one instance: no instruction changes
+    /// a table or drops a segment, state that a fresh instance per message would reset.
+    pub reusable: bool,
 }
 
 fn invalid(message: impl std::fmt::Display) -> Reject {
@@ -79,6 +82,7 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
         entry_points: BTreeSet::new(),
         metadata: Vec::new(),
         imports: Vec::new(),
+        reusable: true,
     };
     let mut encoder = Encoder::new();
     let mut exports = ExportSection::new();
@@ -167,6 +171,9 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
                 continue;
             }
             Payload::CustomSection(section) => info.metadata.extend(metadata_entry(section)),
+            Payload::CodeSectionEntry(body) if info.reusable => {
+                info.reusable = !changes_instance_state(body).map_err(invalid)?;
+            }
             _ => {}
         }
         // Our exports go where the export section belongs: before start, element and code.
@@ -189,6 +196,27 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
     check_entry_points(&info.entry_points)?;
     info.prepared = encoder.finish();
     Ok(info)
+}
+
+/// Whether a function body holds an instruction that changes a table or drops a segment.
+fn changes_instance_state(body: &wasmparser::FunctionBody) -> wasmparser::Result<bool> {
+    use wasmparser::Operator as Op;
+    let mut reader = body.get_operators_reader()?;
+    while !reader.eof() {
+        if matches!(
+            reader.read()?,
+            Op::TableSet { .. }
+                | Op::TableGrow { .. }
+                | Op::TableFill { .. }
+                | Op::TableCopy { .. }
+                | Op::TableInit { .. }
+                | Op::ElemDrop { .. }
+                | Op::DataDrop { .. }
+        ) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `icp:public` / `icp:private` custom sections: (public, name, contents).
