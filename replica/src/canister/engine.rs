@@ -7,7 +7,10 @@
 //! each time; only for modules that cannot tell (`ModuleInfo::reusable`), and a trap discards
 //! the instance.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashSet},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::{Config, Instance, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, Val};
@@ -151,7 +154,8 @@ impl Engine {
     }
 
     /// Runs exported `entry` on the `kept` instance (made from `state` when there is none),
-    /// and brings `state` up to date; a failure discards the instance and leaves `state`.
+    /// and brings `state` up to date, returning the heap pages that changed; a failure
+    /// discards the instance and leaves `state`.
     pub fn run_kept(
         &self,
         compiled: &Compiled,
@@ -159,7 +163,7 @@ impl Engine {
         state: &mut WasmState,
         env: Env,
         entry: &str,
-    ) -> Outcome<()> {
+    ) -> Outcome<BTreeSet<u64>> {
         let limit = env.context.instruction_limit();
         let mut instance = match kept.take() {
             Some(mut instance) => {
@@ -188,12 +192,15 @@ impl Engine {
         let result = call(store, &instance.instance, entry);
         let instructions = limit - store.get_fuel().unwrap_or(0);
         let env = std::mem::replace(store.data_mut(), Env::idle());
-        if result.is_ok() {
-            if let Some(memory) = instance.memory {
-                state.heap.clear();
-                state.heap.extend_from_slice(memory.data(&*store));
-            }
+        let result = result.map(|()| {
+            let changed = match instance.memory {
+                Some(memory) => copy_changed(memory.data(&*store), &mut state.heap),
+                None => BTreeSet::new(),
+            };
             state.globals = globals(store, compiled, &instance.instance);
+            changed
+        });
+        if result.is_ok() {
             *kept = Some(instance);
         }
         finish(env, result, instructions, limit)
@@ -270,6 +277,21 @@ fn instantiate(
         }
     }
     Ok(instance)
+}
+
+/// Makes `saved` equal `heap`, page by page; returns the pages that differed (or are new).
+fn copy_changed(heap: &[u8], saved: &mut Vec<u8>) -> BTreeSet<u64> {
+    let mut changed = BTreeSet::new();
+    let old_len = saved.len().min(heap.len());
+    saved.resize(heap.len(), 0);
+    let page = PAGE as usize;
+    for (index, (now, was)) in heap.chunks(page).zip(saved.chunks_mut(page)).enumerate() {
+        if index * page >= old_len || now != was {
+            was.copy_from_slice(now);
+            changed.insert(index as u64);
+        }
+    }
+    changed
 }
 
 fn call(store: &mut Store<Env>, instance: &Instance, export: &str) -> wasmtime::Result<()> {

@@ -38,9 +38,17 @@ struct Live {
 pub struct Canister {
     pub state: CanisterState,
     live: Option<Live>,
-    /// Set when executions changed the live memories since `state.code` was last written:
-    /// the stable pages they wrote. The next checkpoint saves them (`save`).
-    unsaved: Option<BTreeSet<u64>>,
+    /// Set when executions changed the live memories since `state.code` was last written;
+    /// the next checkpoint saves them (`save`).
+    unsaved: Option<Unsaved>,
+}
+
+/// The pages executions changed since the last save.
+#[derive(Default)]
+struct Unsaved {
+    stable: BTreeSet<u64>,
+    /// `None` when any heap page may have changed.
+    heap: Option<BTreeSet<u64>>,
 }
 
 /// How to install code (`install_code`'s mode, decoded).
@@ -198,11 +206,11 @@ impl Canister {
         }
         let (mut env, result) = if compiled.info.reusable && compiled.exports(entry) {
             let outcome = engine.run_kept(&compiled, &mut live.kept, &mut live.wasm, env, entry);
-            (outcome.env, outcome.result)
+            (outcome.env, outcome.result.map(Some))
         } else {
             let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
             let result = outcome.result.map(|wasm| live.wasm = wasm);
-            (outcome.env, result)
+            (outcome.env, result.map(|()| None))
         };
         let logs: Vec<_> = env
             .logs
@@ -210,18 +218,31 @@ impl Canister {
             .map(|l| (l.timestamp, l.content))
             .collect();
         self.state.log(logs);
-        if let Err(reject) = result {
-            env.stable.roll_back();
-            live.stable = env.stable.finish().0;
-            return Err(reject);
-        }
+        let heap_changed = match result {
+            Ok(changed) => changed,
+            Err(reject) => {
+                env.stable.roll_back();
+                live.stable = env.stable.finish().0;
+                return Err(reject);
+            }
+        };
         let (stable, dirty) = env.stable.finish();
         live.stable = stable;
         self.state.certified_data = std::mem::take(&mut env.certified_data);
         self.state.global_timer = env.global_timer;
         self.state.cycles = env.cycles;
         self.state.version += 1;
-        self.unsaved.get_or_insert_default().extend(dirty);
+        let first = self.unsaved.is_none();
+        let unsaved = self.unsaved.get_or_insert_default();
+        unsaved.stable.extend(dirty);
+        unsaved.heap = match (first, unsaved.heap.take(), heap_changed) {
+            (true, _, changed) => changed,
+            (false, Some(mut known), Some(changed)) => {
+                known.extend(changed);
+                Some(known)
+            }
+            _ => None,
+        };
         Ok(Executed {
             response: env.response,
             accepted: env.accepted,
@@ -230,20 +251,21 @@ impl Canister {
 
     /// Writes what executions changed into `state.code`, for a checkpoint.
     pub fn save(&mut self, store: &mut Store) {
-        if let Some(dirty) = self.unsaved.take() {
-            self.capture(store, Some(&dirty));
+        if let Some(unsaved) = self.unsaved.take() {
+            self.capture(store, Some(&unsaved));
         }
     }
 
-    /// Writes the live memories into `state.code` (pages to the store at the next commit).
-    /// `dirty_stable`: the stable pages written since the last capture, when known.
-    fn capture(&mut self, store: &mut Store, dirty_stable: Option<&BTreeSet<u64>>) {
+    /// Writes the live memories into `state.code` (pages to the store at the next commit),
+    /// hashing again only the pages `unsaved` names, when known.
+    fn capture(&mut self, store: &mut Store, unsaved: Option<&Unsaved>) {
         let (Some(live), Some(code)) = (&self.live, &mut self.state.code) else {
             return;
         };
-        code.heap = MemoryImage::capture(store, &live.wasm.heap, None);
-        let previous = dirty_stable.map(|dirty| (&code.stable, dirty));
-        code.stable = MemoryImage::capture(store, &live.stable, previous);
+        let heap = unsaved.and_then(|u| u.heap.as_ref());
+        code.heap = MemoryImage::capture(store, &live.wasm.heap, heap.map(|h| (&code.heap, h)));
+        let stable = unsaved.map(|u| (&code.stable, &u.stable));
+        code.stable = MemoryImage::capture(store, &live.stable, stable);
         code.globals = live.wasm.globals.clone();
     }
 
