@@ -1,19 +1,27 @@
-//! Update calls to the chat canister: in-process (`Replica::update`, the baseline) and over
-//! HTTP as a certified synchronous call (`/api/v4/…/call`, signed with Ed25519), in the same
-//! run. Prints calls per second, latency p50/p99, and the HTTP/in-process ratio.
-//! `cargo bench -p replica --bench calls` (needs `CHAT_WASM`, set by `cargo xtask build`'s
-//! output: `CHAT_WASM=target/canister/chat.wasm`).
+//! Calls to the chat canister: appends in-process (`Replica::update`, the baseline) and over
+//! HTTP as certified synchronous calls (`/api/v4/…/call`, signed with Ed25519), in the same
+//! run — calls per second and latency p50/p99 — and the instructions (performance counter)
+//! an `append` and a `page` take as the chat grows to 1, 10,000 and 1,000,000 messages.
+//! Prints JSON lines (see `common/figures.rs`); `-- --quick` runs fewer calls and stops at
+//! 1,000 messages. Needs `CHAT_WASM` (`cargo xtask bench` sets it).
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "../tests/common/http_client.rs"]
 mod http_client;
 
 use std::time::{Duration, Instant};
 
 use candid::{Decode, Encode, Principal};
+use figures::{Spread, at_least, report};
 use ic_management_canister_types as ic;
 use replica::{Replica, http};
 
-const CALLS: usize = 300;
+struct Sizes {
+    in_process: usize,
+    http: usize,
+    chat_lengths: &'static [u64],
+}
 
 fn main() {
     let wasm = std::fs::read(
@@ -21,24 +29,122 @@ fn main() {
             .expect("set CHAT_WASM=target/canister/chat.wasm (run `cargo xtask build` first)"),
     )
     .expect("CHAT_WASM names the built chat canister");
-    let (in_process, http) = (in_process(&wasm), over_http(&wasm));
-    println!("| {CALLS} appends | calls/s | p50 | p99 |");
-    println!("|---|---|---|---|");
-    for (name, latencies) in [
-        ("in-process (baseline)", &in_process),
-        ("HTTP, certified, signed", &http),
-    ] {
-        println!(
-            "| {name} | {:.0} | {} | {} |",
-            rate(latencies),
-            us(percentile(latencies, 50)),
-            us(percentile(latencies, 99))
+    let sizes = if std::env::args().any(|a| a == "--quick") {
+        Sizes {
+            in_process: 300,
+            http: 100,
+            chat_lengths: &[1, 1_000],
+        }
+    } else {
+        Sizes {
+            in_process: 3_000,
+            http: 300,
+            chat_lengths: &[1, 10_000, 1_000_000],
+        }
+    };
+    let in_process: Vec<Vec<Duration>> = (0..figures::RUNS)
+        .map(|_| in_process(&wasm, sizes.in_process))
+        .collect();
+    let over_http: Vec<Vec<Duration>> = (0..figures::RUNS)
+        .map(|_| over_http(&wasm, sizes.http))
+        .collect();
+    let base = rates(&in_process);
+    let group = "appends to the chat";
+    report(
+        group,
+        "in-process",
+        "calls/s",
+        base,
+        None,
+        at_least(base, 10_000.0, "≥ 10,000/s"),
+    );
+    let certified = rates(&over_http);
+    report(
+        group,
+        "HTTP, signed, certified",
+        "calls/s",
+        certified,
+        Some(("in-process", base)),
+        at_least(certified, 1_000.0, "≥ 1,000/s"),
+    );
+    for (name, runs) in [("in-process", &in_process), ("HTTP, certified", &over_http)] {
+        for p in [50, 99] {
+            let spread = Spread::of(
+                &runs
+                    .iter()
+                    .map(|l| percentile(l, p).as_secs_f64() * 1e6)
+                    .collect::<Vec<_>>(),
+            );
+            report(
+                group,
+                &format!("{name} latency p{p}"),
+                "µs",
+                spread,
+                None,
+                None,
+            );
+        }
+    }
+    instructions(&wasm, sizes.chat_lengths);
+}
+
+fn rates(runs: &[Vec<Duration>]) -> Spread {
+    Spread::of(&runs.iter().map(|l| rate(l)).collect::<Vec<_>>())
+}
+
+/// Instructions of an `append` and of a `page` of 100 messages from the middle, as the
+/// chat grows.
+fn instructions(wasm: &[u8], lengths: &[u64]) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut replica, chat) = deploy(dir.path(), wasm);
+    let me = Principal::anonymous();
+    let mut len = 0;
+    for &target in lengths {
+        while len < target - 1 {
+            append(&mut replica, chat, len);
+            len += 1;
+        }
+        let appends: Vec<f64> = (0..figures::RUNS)
+            .map(|_| {
+                append(&mut replica, chat, len);
+                len += 1;
+                replica.last_instructions() as f64
+            })
+            .collect();
+        let group = "chat canister, instructions";
+        let at = format!("at {target} messages");
+        report(
+            group,
+            &format!("append, {at}"),
+            "instructions",
+            Spread::of(&appends),
+            None,
+            None,
+        );
+        let arg = Encode!(&(len / 2), &100u32).unwrap();
+        let pages: Vec<f64> = (0..figures::RUNS)
+            .map(|_| {
+                let reply = replica.query(me, chat, "page", &arg).unwrap();
+                assert!(!Decode!(&reply, Vec<String>).unwrap().is_empty());
+                replica.last_instructions() as f64
+            })
+            .collect();
+        report(
+            group,
+            &format!("page of 100, {at}"),
+            "instructions",
+            Spread::of(&pages),
+            None,
+            None,
         );
     }
-    println!(
-        "\nHTTP / in-process time per call: {:.2}×",
-        rate(&in_process) / rate(&http)
-    );
+}
+
+fn append(replica: &mut Replica, chat: Principal, n: u64) {
+    let arg = Encode!(&format!("message {n}")).unwrap();
+    replica
+        .update(Principal::anonymous(), chat, "append", &arg)
+        .unwrap();
 }
 
 fn deploy(dir: &std::path::Path, wasm: &[u8]) -> (Replica, Principal) {
@@ -77,10 +183,10 @@ fn deploy(dir: &std::path::Path, wasm: &[u8]) -> (Replica, Principal) {
     (replica, chat)
 }
 
-fn in_process(wasm: &[u8]) -> Vec<Duration> {
+fn in_process(wasm: &[u8], calls: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
     let (mut replica, chat) = deploy(dir.path(), wasm);
-    (0..CALLS)
+    (0..calls)
         .map(|n| {
             let arg = Encode!(&format!("message {n}")).unwrap();
             let started = Instant::now();
@@ -92,7 +198,7 @@ fn in_process(wasm: &[u8]) -> Vec<Duration> {
         .collect()
 }
 
-fn over_http(wasm: &[u8]) -> Vec<Duration> {
+fn over_http(wasm: &[u8], calls: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
     let (replica, chat) = deploy(dir.path(), wasm);
     let keys = http::Keys::load_or_create(&replica).unwrap();
@@ -103,7 +209,7 @@ fn over_http(wasm: &[u8]) -> Vec<Duration> {
     let key = ic_ed25519::PrivateKey::generate();
     let sender = http_client::principal_of(&key);
     let path = format!("/api/v4/canister/{chat}/call");
-    let latencies = (0..CALLS)
+    let latencies = (0..calls)
         .map(|n| {
             let expiry = http_client::now() + 60_000_000_000;
             let content = http_client::call_content(
@@ -132,8 +238,4 @@ fn percentile(latencies: &[Duration], p: usize) -> Duration {
     let mut sorted = latencies.to_vec();
     sorted.sort();
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }

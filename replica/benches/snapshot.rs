@@ -1,71 +1,263 @@
-//! Snapshot take and load times for canisters holding 10 MiB and 1 GiB of stable memory,
-//! each against a memcpy of the same bytes in the same run. Between take and load, 1 % of
-//! the pages are rewritten, so the load has something to undo. `cargo bench -p replica`.
+//! Snapshots of canisters holding 10 MiB, 100 MiB and 1 GiB in stable memory or in the wasm
+//! heap: take, load (after 1 % of the pages were rewritten, plus the first call) and replace,
+//! each against a memcpy of the same bytes in the same process; the disk a second snapshot
+//! adds; the peak memory of a take and load at 1 GiB; and the time to open a small state.
+//! Prints JSON lines (see `common/figures.rs`); `cargo xtask bench` makes them a table.
+//! `-- --quick`: 10 MiB only.
 
-use std::time::{Duration, Instant};
+#[path = "common/figures.rs"]
+mod figures;
+
+use std::time::Instant;
 
 use candid::{Decode, Encode, Principal};
+use figures::{Spread, at_most, report};
 use ic_management_canister_types as ic;
 use replica::Replica;
 
-const RUNS: usize = 5;
 const MIB: u64 = 1 << 20;
+const PAGE: u64 = 65536;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Stable,
+    Heap,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Stable => "stable memory",
+            Kind::Heap => "heap",
+        }
+    }
+}
 
 fn main() {
-    let sizes: &[u64] = if std::env::args().any(|a| a == "--quick") {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[u64] = if quick {
         &[10 * MIB]
     } else {
-        &[10 * MIB, 1024 * MIB]
+        &[10 * MIB, 100 * MIB, 1024 * MIB]
     };
-    println!(
-        "| state | take (median, min–max) | take / memcpy | load + first call | load / memcpy | memcpy |"
-    );
-    println!("|---|---|---|---|---|---|");
     for &size in sizes {
-        bench(size);
+        for kind in [Kind::Stable, Kind::Heap] {
+            bench(kind, size);
+        }
     }
     open_small_state();
 }
 
+/// A replica with one filler canister holding `size` bytes of `kind`, checkpointed.
+struct Filled {
+    dir: tempfile::TempDir,
+    replica: Replica,
+    canister: Principal,
+    kind: Kind,
+    pages: u64,
+}
+
+fn me() -> Principal {
+    Principal::anonymous()
+}
+
+impl Filled {
+    fn new(kind: Kind, size: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(dir.path()).unwrap();
+        let canister = create(&mut replica);
+        install(&mut replica, canister);
+        let pages = size / PAGE;
+        let method = match kind {
+            Kind::Stable => "fill",
+            Kind::Heap => "grow_heap",
+        };
+        replica
+            .update(me(), canister, method, &pages.to_le_bytes())
+            .unwrap();
+        replica.checkpoint().unwrap();
+        Self {
+            dir,
+            replica,
+            canister,
+            kind,
+            pages,
+        }
+    }
+
+    /// Rewrites 1 % of the pages with contents they never had.
+    fn touch(&mut self, salt: u64) {
+        let touched = (self.pages / 100).max(1);
+        let method = match self.kind {
+            Kind::Stable => "touch",
+            Kind::Heap => "touch_heap",
+        };
+        let arg = [touched.to_le_bytes(), salt.to_le_bytes()].concat();
+        self.replica
+            .update(me(), self.canister, method, &arg)
+            .unwrap();
+    }
+
+    fn take(&mut self, replace: Option<Vec<u8>>) -> Vec<u8> {
+        let args = ic::TakeCanisterSnapshotArgs {
+            canister_id: self.canister,
+            replace_snapshot: replace,
+            uninstall_code: None,
+            sender_canister_version: None,
+        };
+        manage::<ic::Snapshot>(&mut self.replica, "take_canister_snapshot", args).id
+    }
+
+    fn load(&mut self, id: &[u8]) {
+        let args = ic::LoadCanisterSnapshotArgs {
+            canister_id: self.canister,
+            snapshot_id: id.to_vec(),
+            sender_canister_version: None,
+        };
+        manage::<()>(&mut self.replica, "load_canister_snapshot", args);
+        self.replica
+            .query(me(), self.canister, "probe", &[])
+            .unwrap();
+    }
+
+    fn delete(&mut self, id: Vec<u8>) {
+        let args = ic::DeleteCanisterSnapshotArgs {
+            canister_id: self.canister,
+            snapshot_id: id,
+        };
+        manage::<()>(&mut self.replica, "delete_canister_snapshot", args);
+    }
+}
+
+fn bench(kind: Kind, size: u64) {
+    let memcpy = figures::memcpy(size as usize);
+    let mut state = Filled::new(kind, size);
+    let (mut takes, mut loads, mut replaces) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..figures::RUNS as u64 {
+        let started = Instant::now();
+        let id = state.take(None);
+        takes.push(started.elapsed());
+        state.touch(run + 1);
+        let started = Instant::now();
+        state.load(&id);
+        loads.push(started.elapsed());
+        let started = Instant::now();
+        let replaced = state.take(Some(id));
+        replaces.push(started.elapsed());
+        state.delete(replaced);
+    }
+    let group = format!("snapshot, {} MiB of {}", size / MIB, kind.name());
+    let baseline = Some(("memcpy", memcpy));
+    let (take, load, replace) = (
+        Spread::of_ms(&takes),
+        Spread::of_ms(&loads),
+        Spread::of_ms(&replaces),
+    );
+    let take_target = match size {
+        s if s <= 10 * MIB => at_most(take, 5.0, "≤ 5 ms"),
+        s if s >= 1024 * MIB => at_most(take, 100f64.min(memcpy.median), "≤ 0.1 s and ≤ 1× memcpy"),
+        _ => None,
+    };
+    let load_target = (size >= 1024 * MIB)
+        .then(|| at_most(load, 100f64.min(memcpy.median), "≤ 0.1 s and ≤ 1× memcpy"))
+        .flatten();
+    report(&group, "take", "ms", take, baseline, take_target);
+    report(
+        &group,
+        "load (1 % rewritten) + first call",
+        "ms",
+        load,
+        baseline,
+        load_target,
+    );
+    report(&group, "replace", "ms", replace, baseline, None);
+    disk(&mut state, size, &group);
+    if size >= 1024 * MIB {
+        peak_memory(&mut state, &group);
+    }
+}
+
+/// Bytes on disk a second snapshot adds: of unchanged state, and after 1 % changed.
+fn disk(state: &mut Filled, size: u64, group: &str) {
+    let first = state.take(None);
+    let before = figures::disk_bytes(state.dir.path());
+    let second = state.take(None);
+    let unchanged = figures::disk_bytes(state.dir.path()) - before;
+    state.touch(1000);
+    let before = figures::disk_bytes(state.dir.path());
+    let third = state.take(None);
+    let changed = figures::disk_bytes(state.dir.path()) - before;
+    let percent = |bytes: u64| Spread::one(bytes as f64 * 100.0 / size as f64);
+    let unchanged = percent(unchanged);
+    report(
+        group,
+        "disk added by a second snapshot, unchanged state",
+        "% of state",
+        unchanged,
+        None,
+        at_most(unchanged, 1.0, "≤ 1 %"),
+    );
+    report(
+        group,
+        "disk added by a snapshot after 1 % of pages changed",
+        "% of state",
+        percent(changed),
+        None,
+        None,
+    );
+    for id in [first, second, third] {
+        state.delete(id);
+    }
+}
+
+/// The most memory a take and a load need above the state itself.
+fn peak_memory(state: &mut Filled, group: &str) {
+    let baseline = figures::memory("VmRSS");
+    figures::reset_peak_memory();
+    let id = state.take(None);
+    state.touch(2000);
+    state.load(&id);
+    let above = figures::memory("VmHWM").saturating_sub(baseline) as f64 / MIB as f64;
+    let above = Spread::one(above);
+    report(
+        group,
+        "peak memory above the state's, take + load",
+        "MiB",
+        above,
+        None,
+        at_most(above, 1280.0, "≤ 1.25 GiB"),
+    );
+    state.delete(id);
+}
+
 /// Opening a state directory with one small canister, and the first call after it.
 fn open_small_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let me = Principal::anonymous();
-    let canister = {
-        let mut replica = Replica::open(dir.path()).unwrap();
-        let canister = create(&mut replica, me);
-        install(&mut replica, me, canister);
-        replica
-            .update(me, canister, "fill", &16u64.to_le_bytes())
-            .unwrap();
-        canister
+    let dir = {
+        let state = Filled::new(Kind::Stable, MIB);
+        let Filled { dir, replica, .. } = state;
+        drop(replica);
+        dir
     };
     let mut opens = Vec::new();
-    let mut firsts = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..figures::RUNS {
         let started = Instant::now();
         let mut replica = Replica::open(dir.path()).unwrap();
+        let canister = replica.canister_ids()[0];
+        replica.query(me(), canister, "probe", &[]).unwrap();
         opens.push(started.elapsed());
-        let started = Instant::now();
-        replica.query(me, canister, "probe", &[]).unwrap();
-        firsts.push(started.elapsed());
     }
-    let (open, first) = (median(&mut opens), median(&mut firsts));
-    println!();
-    println!("| small state (1 canister, 1 MiB stable) | open | first call after open |");
-    println!("|---|---|---|");
-    println!(
-        "| median (min–max) | {} ({}–{}) | {} ({}–{}) |",
-        ms(open),
-        ms(opens[0]),
-        ms(opens[RUNS - 1]),
-        ms(first),
-        ms(firsts[0]),
-        ms(firsts[RUNS - 1])
+    let open = Spread::of_ms(&opens);
+    report(
+        "open",
+        "open a small state + first call",
+        "ms",
+        open,
+        None,
+        None,
     );
 }
 
-fn install(replica: &mut Replica, me: Principal, canister: Principal) {
+fn install(replica: &mut Replica, canister: Principal) {
     let wasm = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/filler.wat")).unwrap();
     let args = ic::InstallCodeArgs {
         mode: ic::CanisterInstallMode::Install,
@@ -74,126 +266,28 @@ fn install(replica: &mut Replica, me: Principal, canister: Principal) {
         arg: vec![],
         sender_canister_version: None,
     };
-    manage::<()>(replica, me, "install_code", args);
+    manage::<()>(replica, "install_code", args);
 }
 
-fn bench(size: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut replica = Replica::open(dir.path()).unwrap();
-    let me = Principal::anonymous();
-    let canister = create(&mut replica, me);
-    install(&mut replica, me, canister);
-    replica
-        .update(me, canister, "fill", &(size / 65536).to_le_bytes())
-        .unwrap();
-
-    let mut takes = Vec::new();
-    let mut loads = Vec::new();
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        let snapshot: ic::Snapshot = manage(
-            &mut replica,
-            me,
-            "take_canister_snapshot",
-            ic::TakeCanisterSnapshotArgs {
-                canister_id: canister,
-                replace_snapshot: None,
-                uninstall_code: None,
-                sender_canister_version: None,
-            },
-        );
-        takes.push(started.elapsed());
-        let touched = (size / 65536 / 100).max(1);
-        let salt = takes.len() as u64;
-        let arg: Vec<u8> = [touched.to_le_bytes(), salt.to_le_bytes()].concat();
-        replica.update(me, canister, "touch", &arg).unwrap();
-        let started = Instant::now();
-        manage::<()>(
-            &mut replica,
-            me,
-            "load_canister_snapshot",
-            ic::LoadCanisterSnapshotArgs {
-                canister_id: canister,
-                snapshot_id: snapshot.id.clone(),
-                sender_canister_version: None,
-            },
-        );
-        replica.query(me, canister, "probe", &[]).unwrap();
-        loads.push(started.elapsed());
-        manage::<()>(
-            &mut replica,
-            me,
-            "delete_canister_snapshot",
-            ic::DeleteCanisterSnapshotArgs {
-                canister_id: canister,
-                snapshot_id: snapshot.id,
-            },
-        );
-    }
-    let memcpy = memcpy(size as usize);
-    let (take, load) = (median(&mut takes), median(&mut loads));
-    println!(
-        "| {} MiB | {} ({}–{}) | {:.2}× | {} ({}–{}) | {:.2}× | {} |",
-        size / MIB,
-        ms(take),
-        ms(takes[0]),
-        ms(takes[RUNS - 1]),
-        take.as_secs_f64() / memcpy.as_secs_f64(),
-        ms(load),
-        ms(loads[0]),
-        ms(loads[RUNS - 1]),
-        load.as_secs_f64() / memcpy.as_secs_f64(),
-        ms(memcpy),
-    );
-}
-
-fn memcpy(size: usize) -> Duration {
-    let source = vec![7u8; size];
-    let mut target = vec![0u8; size];
-    let mut runs: Vec<_> = (0..RUNS)
-        .map(|_| {
-            let started = Instant::now();
-            target.copy_from_slice(std::hint::black_box(&source));
-            std::hint::black_box(&target);
-            started.elapsed()
-        })
-        .collect();
-    median(&mut runs)
-}
-
-fn median(runs: &mut [Duration]) -> Duration {
-    runs.sort();
-    runs[runs.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn create(replica: &mut Replica, me: Principal) -> Principal {
-    manage::<ic::CanisterIdRecord>(
-        replica,
-        me,
-        "provisional_create_canister_with_cycles",
-        ic::ProvisionalCreateCanisterWithCyclesArgs {
-            amount: None,
-            settings: None,
-            specified_id: None,
-            sender_canister_version: None,
-        },
-    )
-    .canister_id
+fn create(replica: &mut Replica) -> Principal {
+    let args = ic::ProvisionalCreateCanisterWithCyclesArgs {
+        amount: None,
+        settings: None,
+        specified_id: None,
+        sender_canister_version: None,
+    };
+    manage::<ic::CanisterIdRecord>(replica, "provisional_create_canister_with_cycles", args)
+        .canister_id
 }
 
 fn manage<R: candid::CandidType + serde::de::DeserializeOwned>(
     replica: &mut Replica,
-    me: Principal,
     method: &str,
     arg: impl candid::CandidType,
 ) -> R {
     let reply = replica
         .update(
-            me,
+            me(),
             Principal::management_canister(),
             method,
             &Encode!(&arg).unwrap(),

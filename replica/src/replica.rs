@@ -75,6 +75,7 @@ pub struct Replica {
     subnet_id: Principal,
     /// Set while journaled executions run again at open: they are not journaled twice.
     replaying: bool,
+    last_instructions: u64,
 }
 
 impl Replica {
@@ -94,6 +95,7 @@ impl Replica {
             last_time: 0,
             subnet_id: Principal::management_canister(),
             replaying: false,
+            last_instructions: 0,
         };
         if replica.recover(manifest, journal)? {
             replica.checkpoint_now()?;
@@ -463,7 +465,14 @@ impl Replica {
             })?;
         }
         let canister = self.canisters.get_mut(&canister_id).expect("found above");
-        canister.execute(&self.engine, &self.store, &message, &entry)
+        let executed = canister.execute(&self.engine, &self.store, &message, &entry)?;
+        self.last_instructions = executed.instructions;
+        Ok(executed)
+    }
+
+    /// Instructions the last successful call to a canister used (its performance counter).
+    pub fn last_instructions(&self) -> u64 {
+        self.last_instructions
     }
 
     /// Lets the canister refuse an ingress update in `canister_inspect_message`, when it

@@ -7,6 +7,7 @@
 
 mod backend;
 mod backup;
+mod bench;
 mod build;
 mod interrupt;
 mod lifecycle;
@@ -53,6 +54,13 @@ enum Command {
     Build,
     /// Build what the tests need and run every test.
     Test,
+    /// Measure snapshots, calls, the canister and the lifecycle: a table and a chart in
+    /// target/bench/ (see BENCHMARKS.md).
+    Bench {
+        /// Small sizes on the dev profile, in seconds (what CI runs).
+        #[arg(long)]
+        quick: bool,
+    },
     /// The whole lifecycle: clean start, deploy, populate, stop, snapshot, break, restore, verify.
     Demo,
     /// Start a clean local network (dfx, icp) or an empty embedded replica.
@@ -180,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
         Command::Build => return build::build().map(|artifact| artifact.report()),
         Command::Test => return test::run(),
+        Command::Bench { quick } => return bench::run(quick),
         Command::InstallIcp => {
             return tools::install_icp().map(|icp| println!("icp-cli: {}", icp.display()));
         }
@@ -229,6 +238,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stop => session.shut_down(),
         Command::Build
         | Command::Test
+        | Command::Bench { .. }
         | Command::InstallIcp
         | Command::Serve { .. }
         | Command::VerifyBackup { .. } => {

@@ -67,6 +67,8 @@ pub enum InstallMode {
 pub struct Executed {
     pub response: Option<Response>,
     pub accepted: bool,
+    /// Instructions the execution used, as `ic0.performance_counter(0)` counts them.
+    pub instructions: u64,
 }
 
 /// Everything an execution needs from outside the canister.
@@ -202,15 +204,16 @@ impl Canister {
             return outcome.result.map(|_| Executed {
                 response: env.response,
                 accepted: env.accepted,
+                instructions: outcome.instructions,
             });
         }
-        let (mut env, result) = if compiled.info.reusable && compiled.exports(entry) {
+        let (mut env, result, instructions) = if compiled.info.reusable && compiled.exports(entry) {
             let outcome = engine.run_kept(&compiled, &mut live.kept, &mut live.wasm, env, entry);
-            (outcome.env, outcome.result.map(Some))
+            (outcome.env, outcome.result.map(Some), outcome.instructions)
         } else {
             let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
             let result = outcome.result.map(|wasm| live.wasm = wasm);
-            (outcome.env, result.map(|()| None))
+            (outcome.env, result.map(|()| None), outcome.instructions)
         };
         let logs: Vec<_> = env
             .logs
@@ -246,6 +249,7 @@ impl Canister {
         Ok(Executed {
             response: env.response,
             accepted: env.accepted,
+            instructions,
         })
     }
 
