@@ -345,3 +345,48 @@ fn an_argument_over_2_mib_is_refused() {
     assert!(reject.message.contains("2097152"), "{reject}");
     assert_eq!(query(&mut local, counter, "read").unwrap(), (0, 0, 0));
 }
+
+#[test]
+fn a_query_that_grows_the_heap_leaves_it_as_it_was() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    update(&mut local, counter, "inc").unwrap();
+    let grown = local.replica.query(user(), counter, "grow_in_query", &[]);
+    assert!(grown.is_ok(), "{grown:?}");
+    assert_eq!(query(&mut local, counter, "read").unwrap(), (1, 1, 1));
+    assert_eq!(update(&mut local, counter, "inc").unwrap(), (2, 2, 2));
+    assert_eq!(
+        local.status(counter).memory_metrics.wasm_memory_size,
+        candid::Nat::from(65536u64)
+    );
+}
+
+/// A table set in one message is back to its initial contents in the next, as on the IC,
+/// where only memory and globals persist.
+#[test]
+fn tables_start_fresh_in_every_message() {
+    let mut local = Local::new();
+    let canister = local.deploy(wat(r#"(module
+      (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+      (import "ic0" "msg_reply" (func $reply))
+      (type $get (func (result i32)))
+      (memory 1)
+      (table 1 funcref)
+      (elem (i32.const 0) $one)
+      (func $one (result i32) (i32.const 1))
+      (func $two (result i32) (i32.const 2))
+      (func $answer
+        (i32.store (i32.const 0) (call_indirect (type $get) (i32.const 0)))
+        (call $append (i32.const 0) (i32.const 4))
+        (call $reply))
+      (func (export "canister_update swap") (table.set (i32.const 0) (ref.func $two)) (call $answer))
+      (func (export "canister_update get") (call $answer))
+      (elem declare func $two))"#));
+    let answer = |local: &mut Local, method: &str| {
+        let reply = local.replica.update(user(), canister, method, &[]).unwrap();
+        u32::from_le_bytes(reply[..4].try_into().unwrap())
+    };
+    assert_eq!(answer(&mut local, "get"), 1);
+    assert_eq!(answer(&mut local, "swap"), 2);
+    assert_eq!(answer(&mut local, "get"), 1);
+}

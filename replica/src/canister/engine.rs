@@ -165,45 +165,74 @@ impl Engine {
         entry: &str,
     ) -> Outcome<BTreeSet<u64>> {
         let limit = env.context.instruction_limit();
-        let mut instance = match kept.take() {
-            Some(mut instance) => {
-                *instance.store.data_mut() = env;
-                instance.store.set_fuel(limit).expect("fuel is enabled");
-                instance
-            }
-            None => {
-                let mut store = self.store(env, limit);
-                match instantiate(&mut store, compiled, Some(state)) {
-                    Ok(instance) => Kept {
-                        memory: store.data().memory,
-                        store,
-                        instance,
-                    },
-                    Err(error) => {
-                        let instructions = limit - store.get_fuel().unwrap_or(0);
-                        return finish(store.into_data(), Err(error), instructions, limit);
-                    }
-                }
-            }
+        let mut instance = match self.resume(compiled, kept, state, env, limit) {
+            Ok(instance) => instance,
+            Err((env, error, used)) => return finish(env, Err(error), used, limit),
         };
-        let store = &mut instance.store;
-        store.data_mut().memory = instance.memory;
-        store.data_mut().heap_limit_enforced = true;
-        let result = call(store, &instance.instance, entry);
-        let instructions = limit - store.get_fuel().unwrap_or(0);
-        let env = std::mem::replace(store.data_mut(), Env::idle());
+        let (env, result, instructions) = instance.call(entry, limit);
         let result = result.map(|()| {
             let changed = match instance.memory {
-                Some(memory) => copy_changed(memory.data(&*store), &mut state.heap),
+                Some(memory) => copy_changed(memory.data(&instance.store), &mut state.heap),
                 None => BTreeSet::new(),
             };
-            state.globals = globals(store, compiled, &instance.instance);
+            state.globals = globals(&mut instance.store, compiled, &instance.instance);
             changed
         });
         if result.is_ok() {
             *kept = Some(instance);
         }
         finish(env, result, instructions, limit)
+    }
+
+    /// Runs exported `entry` on the `kept` instance (made from `state` when there is none),
+    /// then undoes what it changed — the heap pages that differ from `state`, the globals —
+    /// so that the instance holds `state` again: how a query runs without a fresh instance.
+    pub fn run_undone(
+        &self,
+        compiled: &Compiled,
+        kept: &mut Option<Kept>,
+        state: &WasmState,
+        env: Env,
+        entry: &str,
+    ) -> Outcome<()> {
+        let limit = env.context.instruction_limit();
+        let mut instance = match self.resume(compiled, kept, state, env, limit) {
+            Ok(instance) => instance,
+            Err((env, error, used)) => return finish(env, Err(error), used, limit),
+        };
+        let (env, result, instructions) = instance.call(entry, limit);
+        if result.is_ok() && instance.reset(compiled, state, None).is_ok() {
+            *kept = Some(instance);
+        }
+        finish(env, result, instructions, limit)
+    }
+
+    /// The kept instance, or a new one holding `state`, with `env` in it and `limit` fuel.
+    fn resume(
+        &self,
+        compiled: &Compiled,
+        kept: &mut Option<Kept>,
+        state: &WasmState,
+        env: Env,
+        limit: u64,
+    ) -> Result<Kept, (Env, wasmtime::Error, u64)> {
+        if let Some(mut instance) = kept.take() {
+            *instance.store.data_mut() = env;
+            instance.store.set_fuel(limit).expect("fuel is enabled");
+            return Ok(instance);
+        }
+        let mut store = self.store(env, limit);
+        match instantiate(&mut store, compiled, Some(state)) {
+            Ok(instance) => Ok(Kept {
+                memory: store.data().memory,
+                store,
+                instance,
+            }),
+            Err(error) => {
+                let used = limit - store.get_fuel().unwrap_or(0);
+                Err((store.into_data(), error, used))
+            }
+        }
     }
 
     fn store(&self, env: Env, limit: u64) -> Store<Env> {
@@ -277,6 +306,77 @@ fn instantiate(
         }
     }
     Ok(instance)
+}
+
+impl Kept {
+    /// Calls `entry` with the message's environment in place; returns that environment,
+    /// the result and the instructions used.
+    fn call(&mut self, entry: &str, limit: u64) -> (Env, wasmtime::Result<()>, u64) {
+        self.store.data_mut().memory = self.memory;
+        self.store.data_mut().heap_limit_enforced = true;
+        let result = call(&mut self.store, &self.instance, entry);
+        let instructions = limit - self.store.get_fuel().unwrap_or(0);
+        let env = std::mem::replace(self.store.data_mut(), Env::idle());
+        (env, result, instructions)
+    }
+
+    /// Makes the instance hold `state` again: the heap pages `pages` names (every page that
+    /// differs, when `None`) and the globals. Fails when the heap would have to shrink.
+    fn reset(
+        &mut self,
+        compiled: &Compiled,
+        state: &WasmState,
+        pages: Option<&[u64]>,
+    ) -> wasmtime::Result<()> {
+        if let Some(memory) = self.memory {
+            let have = memory.data_size(&self.store);
+            if have > state.heap.len() {
+                wasmtime::bail!("a heap cannot shrink");
+            }
+            if have < state.heap.len() {
+                memory.grow(&mut self.store, ((state.heap.len() - have) as u64) / PAGE)?;
+            }
+            let heap = memory.data_mut(&mut self.store);
+            match pages {
+                Some(pages) => {
+                    for &page in pages {
+                        let start = (page * PAGE) as usize;
+                        let end = (start + PAGE as usize).min(heap.len());
+                        heap[start..end].copy_from_slice(&state.heap[start..end]);
+                    }
+                }
+                None => restore_changed(&state.heap, heap),
+            }
+        }
+        for (name, value) in compiled.info.globals.iter().zip(&state.globals) {
+            let global = self
+                .instance
+                .get_global(&mut self.store, name)
+                .expect("prepared modules export their globals");
+            global.set(&mut self.store, to_val(*value))?;
+        }
+        Ok(())
+    }
+}
+
+/// Brings a kept instance to `state` after a load changed the heap pages `pages` (and
+/// perhaps the globals); drops it when that cannot be done.
+pub fn refresh(kept: &mut Option<Kept>, compiled: &Compiled, state: &WasmState, pages: &[u64]) {
+    if let Some(instance) = kept
+        && instance.reset(compiled, state, Some(pages)).is_err()
+    {
+        *kept = None;
+    }
+}
+
+/// Copies into `heap` the pages of `saved` that differ from it (same lengths).
+fn restore_changed(saved: &[u8], heap: &mut [u8]) {
+    let page = PAGE as usize;
+    for (was, now) in saved.chunks(page).zip(heap.chunks_mut(page)) {
+        if was != now {
+            now.copy_from_slice(was);
+        }
+    }
 }
 
 /// Makes `saved` equal `heap`, page by page; returns the pages that differed (or are new).

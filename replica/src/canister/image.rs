@@ -145,26 +145,28 @@ impl MemoryImage {
     }
 
     /// Turns `bytes`, which hold the memory `current` describes, into this one, reading
-    /// from the store only the pages that differ.
+    /// from the store only the pages that differ; returns those pages.
     pub fn restore_over(
         &self,
         store: &Store,
         current: &MemoryImage,
         bytes: &mut Vec<u8>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<u64>, StoreError> {
         bytes.resize(self.len as usize, 0);
+        let mut changed = Vec::new();
         for (index, page) in bytes.chunks_mut(PAGE as usize).enumerate() {
             let hash = self.page(index).expect("one hash per page");
             if current.page(index) == Some(hash) {
                 continue;
             }
+            changed.push(index as u64);
             if hash == ZERO {
                 page.fill(0);
             } else {
                 page.copy_from_slice(&store.get(&hash)?);
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn page(&self, index: usize) -> Option<Hash> {

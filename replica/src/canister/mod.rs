@@ -17,7 +17,7 @@ use candid::Principal;
 
 use crate::error::{ErrorCode, Reject, StoreError};
 use crate::store::{self, Store};
-use engine::{Compiled, Engine, Kept, WasmState};
+use engine::{Compiled, Engine, Kept, Outcome, WasmState};
 use env::{Context, Env, Response, RunStatus};
 use image::MemoryImage;
 use stable::StableMemory;
@@ -196,8 +196,17 @@ impl Canister {
         let env = self.env(message, stable, compiled.info.memory64);
         let live = self.live.as_mut().expect("loaded above");
         if !replicated {
-            // A query changes nothing: a fresh instance, its stable writes undone.
-            let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
+            // A query changes nothing: its heap writes and stable writes are undone.
+            let outcome = if compiled.info.reusable && compiled.exports(entry) {
+                engine.run_undone(&compiled, &mut live.kept, &live.wasm, env, entry)
+            } else {
+                let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
+                Outcome {
+                    env: outcome.env,
+                    result: outcome.result.map(drop),
+                    instructions: outcome.instructions,
+                }
+            };
             let mut env = outcome.env;
             env.stable.roll_back();
             live.stable = env.stable.finish().0;
@@ -492,18 +501,27 @@ impl Canister {
         let patched = code
             .heap
             .restore_over(store, &current.heap, &mut live.wasm.heap)
-            .and_then(|()| {
+            .and_then(|heap| {
                 code.stable
                     .restore_over(store, &current.stable, &mut live.stable)
+                    .map(|_| heap)
             });
-        if let Err(error) = patched {
-            // The live copy is half patched; drop it, the persisted state is untouched.
-            self.live = None;
-            return Err(fail(error));
+        let changed_heap = match patched {
+            Ok(changed) => changed,
+            Err(error) => {
+                // The live copy is half patched; drop it, the persisted state is untouched.
+                self.live = None;
+                return Err(fail(error));
+            }
+        };
+        live.wasm.globals = code.globals.clone();
+        if Arc::ptr_eq(&live.compiled, &compiled) {
+            // The same module: bring the kept instance along, page by page.
+            engine::refresh(&mut live.kept, &compiled, &live.wasm, &changed_heap);
+        } else {
+            live.kept = None;
         }
         live.compiled = compiled;
-        live.wasm.globals = code.globals.clone();
-        live.kept = None;
         Ok(())
     }
 
