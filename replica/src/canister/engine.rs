@@ -167,7 +167,7 @@ impl Engine {
         let limit = env.context.instruction_limit();
         let mut instance = match self.resume(compiled, kept, state, env, limit) {
             Ok(instance) => instance,
-            Err((env, error, used)) => return finish(env, Err(error), used, limit),
+            Err(failed) => return finish(failed.env, Err(failed.error), failed.used, limit),
         };
         let (env, result, instructions) = instance.call(entry, limit);
         let result = result.map(|()| {
@@ -198,7 +198,7 @@ impl Engine {
         let limit = env.context.instruction_limit();
         let mut instance = match self.resume(compiled, kept, state, env, limit) {
             Ok(instance) => instance,
-            Err((env, error, used)) => return finish(env, Err(error), used, limit),
+            Err(failed) => return finish(failed.env, Err(failed.error), failed.used, limit),
         };
         let (env, result, instructions) = instance.call(entry, limit);
         if result.is_ok() && instance.reset(compiled, state, None).is_ok() {
@@ -215,7 +215,7 @@ impl Engine {
         state: &WasmState,
         env: Env,
         limit: u64,
-    ) -> Result<Kept, (Env, wasmtime::Error, u64)> {
+    ) -> Result<Kept, Box<Failed>> {
         if let Some(mut instance) = kept.take() {
             *instance.store.data_mut() = env;
             instance.store.set_fuel(limit).expect("fuel is enabled");
@@ -230,7 +230,11 @@ impl Engine {
             }),
             Err(error) => {
                 let used = limit - store.get_fuel().unwrap_or(0);
-                Err((store.into_data(), error, used))
+                Err(Box::new(Failed {
+                    env: store.into_data(),
+                    error,
+                    used,
+                }))
             }
         }
     }
@@ -306,6 +310,13 @@ fn instantiate(
         }
     }
     Ok(instance)
+}
+
+/// An instance that could not be made: the environment back, why, and the fuel used.
+struct Failed {
+    env: Env,
+    error: wasmtime::Error,
+    used: u64,
 }
 
 impl Kept {
