@@ -7,6 +7,7 @@
 
 pub mod canister;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod ids;
 mod management;

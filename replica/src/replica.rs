@@ -465,7 +465,9 @@ impl Replica {
             })?;
         }
         let canister = self.canisters.get_mut(&canister_id).expect("found above");
-        let executed = canister.execute(&self.engine, &self.store, &message, &entry)?;
+        let executed = canister.execute(&self.engine, &self.store, &message, &entry);
+        crate::fault::point("execute:done");
+        let executed = executed?;
         self.last_instructions = executed.instructions;
         Ok(executed)
     }

@@ -3,105 +3,12 @@
 
 mod common;
 
+use common::transfer::{SLICE, download, read_data, read_metadata, upload_data, upload_metadata};
 use common::{Local, user, wat};
 use ic_management_canister_types as ic;
-use replica::{ErrorCode, Principal, Reject};
+use replica::ErrorCode;
 
 const COUNTER: &str = include_str!("common/counter.wat");
-const SLICE: u64 = 2_000_000;
-
-fn read_metadata(
-    local: &mut Local,
-    canister: Principal,
-    id: &[u8],
-) -> ic::ReadCanisterSnapshotMetadataResult {
-    let args = ic::ReadCanisterSnapshotMetadataArgs {
-        canister_id: canister,
-        snapshot_id: id.to_vec(),
-    };
-    local
-        .management(user(), "read_canister_snapshot_metadata", args)
-        .unwrap()
-}
-
-fn read_data(
-    local: &mut Local,
-    canister: Principal,
-    id: &[u8],
-    kind: ic::SnapshotDataKind,
-) -> Result<Vec<u8>, Reject> {
-    let args = ic::ReadCanisterSnapshotDataArgs {
-        canister_id: canister,
-        snapshot_id: id.to_vec(),
-        kind,
-    };
-    local
-        .management::<ic::ReadCanisterSnapshotDataResult>(
-            user(),
-            "read_canister_snapshot_data",
-            args,
-        )
-        .map(|r| r.chunk)
-}
-
-/// A whole region, read in slices as dfx and icp-cli do.
-fn download(
-    local: &mut Local,
-    canister: Principal,
-    id: &[u8],
-    size: u64,
-    kind: fn(u64, u64) -> ic::SnapshotDataKind,
-) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    while (bytes.len() as u64) < size {
-        let offset = bytes.len() as u64;
-        let slice = read_data(local, canister, id, kind(offset, SLICE.min(size - offset))).unwrap();
-        bytes.extend(slice);
-    }
-    bytes
-}
-
-fn upload_data(
-    local: &mut Local,
-    canister: Principal,
-    id: &[u8],
-    kind: ic::SnapshotDataOffset,
-    chunk: Vec<u8>,
-) -> Result<(), Reject> {
-    let args = ic::UploadCanisterSnapshotDataArgs {
-        canister_id: canister,
-        snapshot_id: id.to_vec(),
-        kind,
-        chunk,
-    };
-    local.management(user(), "upload_canister_snapshot_data", args)
-}
-
-fn upload_metadata(
-    local: &mut Local,
-    canister: Principal,
-    m: &ic::ReadCanisterSnapshotMetadataResult,
-) -> Result<Vec<u8>, Reject> {
-    let args = ic::UploadCanisterSnapshotMetadataArgs {
-        canister_id: canister,
-        replace_snapshot: None,
-        wasm_module_size: m.wasm_module_size,
-        globals: m.globals.iter().map(|g| g.clone().unwrap()).collect(),
-        wasm_memory_size: m.wasm_memory_size,
-        stable_memory_size: m.stable_memory_size,
-        certified_data: m.certified_data.clone(),
-        global_timer: m.global_timer.clone(),
-        on_low_wasm_memory_hook_status: None,
-    };
-    local
-        .management::<ic::UploadCanisterSnapshotMetadataResult>(
-            user(),
-            "upload_canister_snapshot_metadata",
-            args,
-        )
-        .map(|r| r.snapshot_id)
-}
-
 #[test]
 fn a_downloaded_snapshot_uploaded_again_loads_to_the_same_state() {
     let mut local = Local::new();

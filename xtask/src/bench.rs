@@ -133,12 +133,13 @@ fn canister_size(artifact: &build::Artifact) -> Vec<Figure> {
 fn replica_bench(bench: &str, quick: bool, wasm: &Path) -> Result<Vec<Figure>> {
     let sh = project::shell()?;
     let cargo = project::cargo();
+    // `--workspace` resolves features as the tests do, so quick mode reuses their build.
     let profile: &[&str] = if quick { &["--profile", "dev"] } else { &[] };
     let args: &[&str] = if quick { &["--quick"] } else { &[] };
     eprintln!("bench: {bench}{}", if quick { " (quick)" } else { "" });
     let output = cmd!(
         sh,
-        "{cargo} bench --locked {profile...} -p replica --bench {bench} -- {args...}"
+        "{cargo} bench --locked --workspace {profile...} --bench {bench} -- {args...}"
     )
     .env(CHAT_WASM_ENV, wasm)
     .read()

@@ -91,11 +91,13 @@ impl Journal {
         record.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         record.extend_from_slice(&check(sequence, bytes));
         record.extend_from_slice(bytes);
+        crate::fault::point("journal:before-append");
         if let Err(e) = self.file.write_all(&record) {
             // Leave no partial record behind for the next append to follow.
             let _ = self.file.set_len(MAGIC.len() as u64 + self.len);
             return Err(StoreError::io(&self.path)(e));
         }
+        crate::fault::point("journal:appended");
         self.len += record.len() as u64;
         self.records += 1;
         self.next += 1;

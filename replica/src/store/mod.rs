@@ -21,6 +21,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
+use crate::fault;
 use journal::Journal;
 pub use journal::Record;
 use pack::{Pack, PackWriter};
@@ -171,6 +172,7 @@ impl Store {
     /// Makes the pending objects and `manifest` durable, atomically; the journal then starts
     /// empty (`manifest` must cover every record logged).
     pub fn commit(&mut self, manifest: &[u8]) -> Result<(), StoreError> {
+        fault::point("commit:start");
         if !self.pending.is_empty() {
             let number = self.next_pack;
             let path = self.pack_path(number);
@@ -180,9 +182,13 @@ impl Store {
             }
             self.packs.insert(number, pack);
             self.next_pack += 1;
+            fault::point("commit:pack-written");
         }
         write_manifest(&self.dir, manifest)?;
-        self.journal.clear()
+        fault::point("commit:manifest-written");
+        self.journal.clear()?;
+        fault::point("commit:journal-cleared");
+        Ok(())
     }
 
     /// Deletes packs that hold none of the `live` objects: what deleted snapshots, replaced
@@ -294,6 +300,7 @@ fn write_manifest(dir: &Path, body: &[u8]) -> Result<(), StoreError> {
 fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let partial = path.with_extension("tmp");
     pack::write_durably(&partial, bytes)?;
+    fault::point("file:written-not-renamed");
     fs::rename(&partial, path).map_err(StoreError::io(path))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

@@ -67,6 +67,7 @@ impl PackWriter {
         }
         let partial = path.with_extension("pack.tmp");
         write_durably(&partial, &bytes)?;
+        crate::fault::point("pack:written-not-renamed");
         fs::rename(&partial, path).map_err(StoreError::io(path))?;
         super::sync_dir(path.parent().expect("packs live in a directory"))?;
         let file = File::open(path).map_err(StoreError::io(path))?;

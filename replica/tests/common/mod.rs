@@ -2,6 +2,8 @@
 //! calls, and the chat canister built by `cargo xtask test`.
 #![allow(dead_code)]
 
+pub mod transfer;
+
 use candid::{CandidType, Decode, Encode, Principal, utils::ArgumentEncoder};
 use ic_management_canister_types as ic;
 use replica::{Reject, Replica};

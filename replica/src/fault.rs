@@ -1,0 +1,32 @@
+//! Deterministic crash points for the crash-safety tests. Built with the `fault-points`
+//! feature (the replica's own tests turn it on), `point(name)` aborts the process — no
+//! destructor runs, as if it were killed — on its n-th pass when `REPLICA_CRASH_AT` is
+//! `name:n`. Without the feature it is nothing.
+
+/// The environment variable naming the point to crash at, as `name:n`.
+pub const CRASH_AT: &str = "REPLICA_CRASH_AT";
+
+#[cfg(feature = "fault-points")]
+pub fn point(name: &str) {
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    };
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static PASSES: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| {
+        let spec = std::env::var(CRASH_AT).ok()?;
+        let (name, n) = spec.rsplit_once(':')?;
+        Some((name.to_owned(), n.parse().ok()?))
+    });
+    if let Some((target, n)) = target
+        && target == name
+        && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "fault-points"))]
+#[inline(always)]
+pub fn point(_name: &str) {}
