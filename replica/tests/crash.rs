@@ -13,6 +13,10 @@ use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -166,7 +170,9 @@ struct Acknowledged {
     finished: bool,
 }
 
-fn read_acks(stdout: impl std::io::Read) -> Acknowledged {
+/// Reads a child's acknowledgements to the end, counting the operations in `progress` as
+/// they come.
+fn read_acks(stdout: impl std::io::Read, progress: &AtomicUsize) -> Acknowledged {
     let mut acked = Acknowledged {
         deployed: false,
         ops: 0,
@@ -176,7 +182,10 @@ fn read_acks(stdout: impl std::io::Read) -> Acknowledged {
         match line.as_str() {
             "deployed" => acked.deployed = true,
             "done" => acked.finished = true,
-            l if l.starts_with("ack ") => acked.ops += 1,
+            l if l.starts_with("ack ") => {
+                acked.ops += 1;
+                progress.store(acked.ops, Ordering::SeqCst);
+            }
             _ => {}
         }
     }
@@ -288,7 +297,7 @@ fn a_crash_at_any_write_point_loses_nothing_acknowledged() {
                 .env(fault::CRASH_AT, format!("{point}:{pass}"))
                 .spawn()
                 .unwrap();
-            let acked = read_acks(child.stdout.take().unwrap());
+            let acked = read_acks(child.stdout.take().unwrap(), &AtomicUsize::new(0));
             let status = child.wait().unwrap();
             if status.success() {
                 assert!(acked.finished);
@@ -338,13 +347,22 @@ fn kills_at_random_instants_lose_nothing_acknowledged() {
     println!("seed {seed}");
     let mut random = Random(seed);
     let rounds = 4;
+    let total = workload(rounds).len() as u64;
     let mut acknowledged = 0;
     for kill in 0..kills {
         let dir = tempfile::tempdir().unwrap();
         let mut child = child_command(dir.path(), rounds).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || read_acks(stdout));
-        std::thread::sleep(Duration::from_millis(100 + random.below(1500)));
+        let progress = Arc::new(AtomicUsize::new(0));
+        let seen = progress.clone();
+        let reader = std::thread::spawn(move || read_acks(stdout, &seen));
+        // Spread the kills over the whole workload: wait for a random number of
+        // acknowledgements, then a random few milliseconds more.
+        let after = random.below(total + 1) as usize;
+        while progress.load(Ordering::SeqCst) < after && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(random.below(20)));
         let _ = child.kill();
         child.wait().unwrap();
         let acked = reader.join().unwrap();

@@ -3,7 +3,6 @@
 //! the replica's rounds (timers, heartbeats).
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -23,6 +22,7 @@ use ic_transport_types::{
 };
 use serde::Serialize;
 
+use super::history::{Entry, History};
 use super::ingress::{self, BadRequest, Ingress};
 use super::keys::Keys;
 use super::tree::{self, Node};
@@ -30,15 +30,11 @@ use crate::{Reject, Replica};
 
 /// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// How long a request's status stays readable (the longest ingress expiry, plus margin).
-const HISTORY_NS: u64 = 6 * 60 * 1_000_000_000;
-
-type Outcome = Result<Vec<u8>, Reject>;
 
 struct Shared {
     replica: Mutex<Replica>,
     keys: Keys,
-    history: Mutex<HashMap<RequestId, (Principal, Outcome, u64)>>,
+    history: Mutex<History>,
 }
 
 /// A running server.
@@ -69,7 +65,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         replica: Mutex::new(replica),
         keys,
-        history: Mutex::new(HashMap::new()),
+        history: Mutex::new(History::default()),
     });
     let app = Router::new()
         .route("/api/v2/status", get(status))
@@ -263,12 +259,11 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
             .lock()
             .expect("not poisoned")
             .update(sender, *canister_id, method_name, arg);
-    let time = now();
-    {
-        let mut history = shared.history.lock().expect("not poisoned");
-        history.retain(|_, (_, _, at)| *at + HISTORY_NS > time);
-        history.insert(ingress.request_id, (sender, outcome, time));
-    }
+    shared.history.lock().expect("not poisoned").record(
+        ingress.request_id,
+        Entry { sender, outcome },
+        now(),
+    );
     if !synchronous {
         return StatusCode::ACCEPTED.into_response();
     }
@@ -395,7 +390,7 @@ fn refuse_path(
             let id: [u8; 32] = path.get(1)?.as_slice().try_into().ok()?;
             let history = shared.history.lock().expect("not poisoned");
             match history.get(&RequestId::new(&id)) {
-                Some((owner, _, _)) if *owner != sender => {
+                Some(entry) if entry.sender != sender => {
                     Some("only the sender of a request may read its status".into())
                 }
                 _ => None,
@@ -416,11 +411,14 @@ fn refuse_path(
 
 /// A certificate over the state tree, revealing `paths`.
 fn certify(shared: &Shared, paths: &[Vec<Vec<u8>>], reader: Option<Principal>) -> Vec<u8> {
-    let tree = state_tree(shared, reader);
+    let tree = state_tree(shared, reader, paths);
     tree::certificate(&shared.keys, &tree.witness(paths))
 }
 
-fn state_tree(shared: &Shared, reader: Option<Principal>) -> Node {
+/// The state tree, with of the ingress history only the entries `paths` need: a witness
+/// prunes the others to hashes anyway, and leaving them out keeps a certificate O(log n)
+/// in the history's size. Each certificate is signed on its own, so no client can tell.
+fn state_tree(shared: &Shared, reader: Option<Principal>, paths: &[Vec<Vec<u8>>]) -> Node {
     let keys = &shared.keys;
     let mut root = Node::empty();
     root.set(&[b"time"], tree::leb128(now()));
@@ -466,9 +464,23 @@ fn state_tree(shared: &Shared, reader: Option<Principal>) -> Node {
             }
         }
     }
-    for (id, (_, outcome, _)) in shared.history.lock().expect("not poisoned").iter() {
+    let history = shared.history.lock().expect("not poisoned");
+    let mut entries = Vec::new();
+    for path in paths
+        .iter()
+        .filter(|p| p.first().map(Vec::as_slice) == Some(b"request_status"))
+    {
+        match path
+            .get(1)
+            .and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok())
+        {
+            Some(id) => entries.extend(history.around(&RequestId::new(&id))),
+            None => entries.extend(history.all()),
+        }
+    }
+    for (id, entry) in entries {
         let id = id.as_slice();
-        match outcome {
+        match &entry.outcome {
             Ok(reply) => {
                 root.set(&[b"request_status", id, b"status"], b"replied".to_vec());
                 root.set(&[b"request_status", id, b"reply"], reply.clone());
