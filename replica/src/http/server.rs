@@ -12,7 +12,7 @@ use axum::{
     Router,
     body::Bytes,
     extract::{DefaultBodyLimit, Path, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -154,8 +154,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 async fn canister_endpoint(
     State(shared): State<Arc<Shared>>,
     Path((version, id, kind)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refuse_content_type(&headers) {
+        return refused;
+    }
     let Ok(effective) = Principal::from_text(&id) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -188,8 +192,12 @@ async fn canister_endpoint(
 async fn subnet_read_state(
     State(shared): State<Arc<Shared>>,
     Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refuse_content_type(&headers) {
+        return refused;
+    }
     if !matches!(version.as_str(), "v2" | "v3")
         || Principal::from_text(&id).ok() != Some(shared.keys.subnet_id)
     {
@@ -206,6 +214,23 @@ async fn subnet_read_state(
     blocking
         .await
         .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+/// Requests carry CBOR (IC interface spec, "HTTP interface": `Content-Type:
+/// application/cbor`); anything else is refused before it is read.
+fn refuse_content_type(headers: &HeaderMap) -> Option<Response> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none");
+    let media = given.split(';').next().unwrap_or_default().trim();
+    (!media.eq_ignore_ascii_case("application/cbor")).then(|| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the request's Content-Type is {given}; it must be application/cbor"),
+        )
+            .into_response()
+    })
 }
 
 /// Checks that a call or query is addressed where it claims to be.

@@ -1,0 +1,805 @@
+//! The catalogue of bad input (docs/robustness.md): one test per kind, at the HTTP
+//! interface, the management canister and the System API. Each checks the answer the user
+//! gets, that the state — the chat, its snapshots, a misbehaving canister's counters — is
+//! as it was, and that the replica still serves a good call afterwards.
+
+mod common;
+#[path = "common/http_client.rs"]
+mod http_client;
+
+use std::net::SocketAddr;
+
+use candid::{CandidType, Encode, Principal};
+use common::{Local, Served, chat_wasm, user, wat};
+use http_client::{call_content, envelope, now, principal_of};
+use ic_certification::{Certificate, LookupResult};
+use ic_management_canister_types as ic;
+use ic_transport_types::{Delegation, Envelope, EnvelopeContent, QueryResponse, SignedDelegation};
+
+/// A canister that misbehaves on request: each method counts itself (heap and global) before
+/// it fails, so a rollback is visible in `count`.
+const MISBEHAVING: &str = r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (import "ic0" "stable64_grow" (func $stable_grow (param i64) (result i64)))
+  (import "ic0" "stable64_write" (func $stable_write (param i64 i64 i64)))
+  (import "ic0" "certified_data_set" (func $certify (param i32 i32)))
+  (import "ic0" "call_new" (func $call_new (param i32 i32 i32 i32 i32 i32 i32 i32)))
+  (memory 1)
+  (global $count (mut i32) (i32.const 0))
+  (data (i32.const 100) "boom")
+  (func $bump
+    (global.set $count (i32.add (global.get $count) (i32.const 1)))
+    (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1))))
+  (func $respond
+    (i32.store (i32.const 4) (global.get $count))
+    (call $append (i32.const 0) (i32.const 8))
+    (call $reply))
+  (func (export "canister_query count") (call $respond))
+  (func (export "canister_update trap") (call $bump) (call $trap (i32.const 100) (i32.const 4)))
+  (func (export "canister_update spin") (call $bump) (loop $l (br $l)))
+  (func (export "canister_update grow_forever") (call $bump)
+    (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    (call $respond))
+  (func (export "canister_update stable_past_end") (call $bump)
+    (drop (call $stable_grow (i64.const 1)))
+    (call $stable_write (i64.const 65530) (i64.const 0) (i64.const 100))
+    (call $respond))
+  (func (export "canister_update reply_twice") (call $bump) (call $respond) (call $reply))
+  (func (export "canister_update reply_too_large") (call $bump)
+    (drop (memory.grow (i32.const 40)))
+    (call $append (i32.const 0) (i32.const 2621440))
+    (call $reply))
+  (func (export "canister_query certify_in_query")
+    (call $certify (i32.const 0) (i32.const 4)) (call $respond))
+  (func (export "canister_update call_another") (call $bump)
+    (call $call_new (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (call $respond))
+)"#;
+
+/// What a request got back.
+#[derive(Debug)]
+enum Answer {
+    /// Refused by the HTTP layer: status and body.
+    Http(u16, String),
+    Reply(Vec<u8>),
+    Reject {
+        code: u64,
+        error: String,
+        message: String,
+    },
+}
+
+impl Answer {
+    /// Asserts a refusal (HTTP status or reject) whose text contains `words`.
+    fn refused(&self, words: &str) {
+        let text = match self {
+            Answer::Http(status, body) => {
+                assert!(*status >= 400, "not refused: {self:?}");
+                body.clone()
+            }
+            Answer::Reject {
+                code,
+                error,
+                message,
+            } => format!("reject code {code}, {error}: {message}"),
+            Answer::Reply(bytes) => panic!(
+                "expected a refusal naming {words:?}, got a reply of {} bytes",
+                bytes.len()
+            ),
+        };
+        assert!(text.contains(words), "{words:?} not in {text:?}");
+    }
+}
+
+type Key = ic_ed25519::PrivateKey;
+
+/// A served replica with the chat (two messages and a snapshot) and a misbehaving canister,
+/// both controlled by `admin`.
+struct World {
+    served: Served,
+    chat: Principal,
+    bad: Principal,
+    admin: Key,
+    snapshot: Vec<u8>,
+}
+
+/// The state no bad input may change, as the answers that show it (a stopped chat's
+/// answer is its reject).
+#[derive(Debug, PartialEq)]
+struct Observed {
+    chat: String,
+    snapshots: String,
+    bad: String,
+    bad_snapshots: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let admin = Key::generate();
+        let mut local = Local::new();
+        let chat = local.deploy(chat_wasm());
+        let bad = local.deploy(wat(MISBEHAVING));
+        for canister in [chat, bad] {
+            let settings = ic::CanisterSettings {
+                controllers: Some(vec![user(), principal_of(&admin)]),
+                wasm_memory_limit: Some(candid::Nat::from(64u64 << 20)),
+                ..Default::default()
+            };
+            let args = ic::UpdateSettingsArgs {
+                canister_id: canister,
+                settings,
+                sender_canister_version: None,
+            };
+            local
+                .management::<()>(user(), "update_settings", args)
+                .unwrap();
+        }
+        for message in ["Hi there!", "second"] {
+            local.update::<()>(chat, "append", (message,)).unwrap();
+        }
+        let snapshot = local.take_snapshot(chat, None).unwrap().id;
+        local.take_snapshot(bad, None).unwrap();
+        Self {
+            served: Served::new(local),
+            chat,
+            bad,
+            admin,
+            snapshot,
+        }
+    }
+
+    fn address(&self) -> SocketAddr {
+        self.served.address()
+    }
+
+    fn observe(&self) -> Observed {
+        let list = |canister| {
+            self.manage(
+                self.chat,
+                "list_canister_snapshots",
+                ic::CanisterIdRecord {
+                    canister_id: canister,
+                },
+            )
+        };
+        let reply = |answer: Answer| format!("{answer:?}");
+        Observed {
+            chat: reply(self.query(self.chat, "dump", Encode!().unwrap())),
+            snapshots: reply(list(self.chat)),
+            bad: reply(self.query(self.bad, "count", Vec::new())),
+            bad_snapshots: reply(self.manage(
+                self.bad,
+                "list_canister_snapshots",
+                ic::CanisterIdRecord {
+                    canister_id: self.bad,
+                },
+            )),
+        }
+    }
+
+    /// A good call after the bad input: the replica still serves.
+    fn still_serves(&self) {
+        let answer = self.call(Some(&self.admin), self.bad, self.bad, "count", Vec::new());
+        assert!(matches!(answer, Answer::Reply(_)), "{answer:?}");
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Answer {
+        let (status, body) = http_client::post(self.address(), path, body);
+        Answer::Http(status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A synchronous call by `key` (anonymous without one), sent to `effective`.
+    fn call(
+        &self,
+        key: Option<&Key>,
+        canister: Principal,
+        effective: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Answer {
+        let sender = key.map_or(Principal::anonymous(), principal_of);
+        let content = call_content(sender, canister, method, arg, now() + 60_000_000_000);
+        self.send_call(content, key, effective)
+    }
+
+    fn send_call(
+        &self,
+        content: EnvelopeContent,
+        key: Option<&Key>,
+        effective: Principal,
+    ) -> Answer {
+        let request_id = content.to_request_id();
+        let (status, body) = http_client::post(
+            self.address(),
+            &format!("/api/v4/canister/{effective}/call"),
+            &envelope(content, key),
+        );
+        if status != 200 {
+            return Answer::Http(status, String::from_utf8_lossy(&body).into_owned());
+        }
+        #[derive(serde::Deserialize)]
+        struct Replied {
+            #[serde(with = "serde_bytes")]
+            certificate: Vec<u8>,
+        }
+        let replied: Replied = serde_cbor::from_slice(&body).unwrap();
+        let certificate: Certificate = serde_cbor::from_slice(&replied.certificate).unwrap();
+        let at = |leaf: &[u8]| {
+            let path: [&[u8]; 3] = [b"request_status", request_id.as_slice(), leaf];
+            match certificate.tree.lookup_path(path) {
+                LookupResult::Found(value) => Some(value.to_vec()),
+                _ => None,
+            }
+        };
+        match at(b"reply") {
+            Some(reply) => Answer::Reply(reply),
+            None => Answer::Reject {
+                code: at(b"reject_code").map_or(0, |c| c[0] as u64),
+                error: String::from_utf8(at(b"error_code").unwrap_or_default()).unwrap(),
+                message: String::from_utf8(at(b"reject_message").unwrap_or_default()).unwrap(),
+            },
+        }
+    }
+
+    fn query(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Answer {
+        let content = EnvelopeContent::Query {
+            ingress_expiry: now() + 60_000_000_000,
+            sender: principal_of(&self.admin),
+            canister_id: canister,
+            method_name: method.into(),
+            arg,
+            nonce: None,
+            sender_info: None,
+        };
+        let (status, body) = http_client::post(
+            self.address(),
+            &format!("/api/v3/canister/{canister}/query"),
+            &envelope(content, Some(&self.admin)),
+        );
+        if status != 200 {
+            return Answer::Http(status, String::from_utf8_lossy(&body).into_owned());
+        }
+        match serde_cbor::from_slice(&body).unwrap() {
+            QueryResponse::Replied { reply, .. } => Answer::Reply(reply.arg),
+            QueryResponse::Rejected { reject, .. } => Answer::Reject {
+                code: reject.reject_code as u64,
+                error: reject.error_code.unwrap_or_default(),
+                message: reject.reject_message,
+            },
+        }
+    }
+
+    /// A management call by the admin about `canister`.
+    fn manage(&self, canister: Principal, method: &str, arg: impl CandidType) -> Answer {
+        let arg = Encode!(&arg).unwrap();
+        self.call(
+            Some(&self.admin),
+            Principal::management_canister(),
+            canister,
+            method,
+            arg,
+        )
+    }
+
+    fn append(&self, key: Option<&Key>, message: &str) -> Answer {
+        self.call(
+            key,
+            self.chat,
+            self.chat,
+            "append",
+            Encode!(&message).unwrap(),
+        )
+    }
+
+    fn misbehave(&self, method: &str) -> Answer {
+        self.call(Some(&self.admin), self.bad, self.bad, method, Vec::new())
+    }
+}
+
+/// One catalogue entry: a test that sends the bad input, checks the answer, then checks
+/// that nothing changed and the replica still serves. `setup` runs before the state is
+/// observed, for inputs that need a prepared state.
+macro_rules! bad_input {
+    ($name:ident, |$w:ident| $body:block) => {
+        bad_input!($name, |_setup| {}, |$w, _prepared| $body);
+    };
+    ($name:ident, |$s:ident| $setup:block, |$w:ident, $p:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let world = World::new();
+            let $p = {
+                let $s = &world;
+                $setup
+            };
+            let before = world.observe();
+            {
+                let $w = &world;
+                $body
+            }
+            assert_eq!(world.observe(), before, "the bad input changed the state");
+            world.still_serves();
+        }
+    };
+}
+
+fn label(bytes: &[u8]) -> ic_certification::Label {
+    bytes.to_vec().into()
+}
+
+fn in_a_minute() -> u64 {
+    now() + 60_000_000_000
+}
+
+fn signed_append(w: &World, key: &Key, expiry: u64) -> EnvelopeContent {
+    call_content(
+        principal_of(key),
+        w.chat,
+        "append",
+        Encode!(&"x").unwrap(),
+        expiry,
+    )
+}
+
+// ---- The HTTP interface --------------------------------------------------------------
+
+bad_input!(http_malformed_cbor, |w| {
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        b"\xffnot cbor",
+    )
+    .refused("not a CBOR request envelope");
+});
+
+bad_input!(http_wrong_content_type, |w| {
+    let body = envelope(signed_append(w, &w.admin, in_a_minute()), Some(&w.admin));
+    let mut stream = std::net::TcpStream::connect(w.address()).unwrap();
+    use std::io::{Read, Write};
+    let head = format!(
+        "POST /api/v4/canister/{}/call HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        w.chat,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("must be application/cbor"), "{response}");
+});
+
+bad_input!(http_oversized_body, |w| {
+    let answer = w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &vec![0; 5 << 20],
+    );
+    assert!(matches!(answer, Answer::Http(413, _)), "{answer:?}");
+});
+
+bad_input!(http_unknown_endpoint, |w| {
+    w.post("/api/v9/nothing", b"").refused("no such endpoint");
+    w.post(
+        &format!("/api/v4/canister/{}/dance", w.chat),
+        &envelope(signed_append(w, &w.admin, in_a_minute()), Some(&w.admin)),
+    )
+    .refused("no endpoint /api/v4/canister/<id>/dance");
+});
+
+bad_input!(http_malformed_canister_id_in_path, |w| {
+    w.post("/api/v4/canister/not-a-principal/call", b"")
+        .refused("is not a canister id");
+});
+
+bad_input!(http_expired_ingress, |w| {
+    let content = signed_append(w, &w.admin, now() - 1);
+    w.send_call(content, Some(&w.admin), w.chat)
+        .refused("expired");
+});
+
+bad_input!(http_far_future_ingress, |w| {
+    let content = signed_append(w, &w.admin, now() + 3_600_000_000_000);
+    w.send_call(content, Some(&w.admin), w.chat)
+        .refused("expiry");
+});
+
+bad_input!(http_forged_signature, |w| {
+    let content = signed_append(w, &w.admin, in_a_minute());
+    let mut forged: Envelope =
+        serde_cbor::from_slice(&envelope(content.clone(), Some(&w.admin))).unwrap();
+    let message = [
+        b"\x0Aic-request".as_slice(),
+        content.to_request_id().as_slice(),
+    ]
+    .concat();
+    forged.sender_sig = Some(Key::generate().sign_message(&message).to_vec());
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &forged.encode_bytes(),
+    )
+    .refused("signature is invalid");
+});
+
+bad_input!(http_sender_not_the_key, |w| {
+    let stranger = Key::generate();
+    let content = signed_append(w, &stranger, in_a_minute());
+    w.send_call(content, Some(&w.admin), w.chat)
+        .refused("does not match the public key");
+});
+
+bad_input!(http_anonymous_with_a_signature, |w| {
+    let content = call_content(
+        Principal::anonymous(),
+        w.chat,
+        "append",
+        Encode!(&"x").unwrap(),
+        in_a_minute(),
+    );
+    w.send_call(content, Some(&w.admin), w.chat)
+        .refused("an anonymous request must carry no key");
+});
+
+bad_input!(http_wrong_effective_canister_id, |w| {
+    let content = signed_append(w, &w.admin, in_a_minute());
+    w.send_call(content, Some(&w.admin), w.bad)
+        .refused("effective canister id");
+});
+
+bad_input!(http_bogus_delegation, |w| {
+    let session = Key::generate();
+    let content = signed_append(w, &w.admin, in_a_minute());
+    let message = [
+        b"\x0Aic-request".as_slice(),
+        content.to_request_id().as_slice(),
+    ]
+    .concat();
+    let delegation = Delegation {
+        pubkey: session.public_key().serialize_rfc8410_der(),
+        expiration: in_a_minute(),
+        targets: None,
+        permissions: None,
+    };
+    let signed = SignedDelegation {
+        delegation,
+        signature: vec![0; 64],
+    };
+    let bogus = Envelope {
+        content: std::borrow::Cow::Owned(content),
+        sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
+        sender_sig: Some(session.sign_message(&message).to_vec()),
+        sender_delegation: Some(vec![signed]),
+    };
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &bogus.encode_bytes(),
+    )
+    .refused("delegation 0 has an invalid signature");
+});
+
+bad_input!(
+    http_someone_elses_request_status,
+    |s| {
+        let content = signed_append(s, &s.admin, in_a_minute());
+        let request_id = content.to_request_id();
+        assert!(matches!(
+            s.send_call(content, Some(&s.admin), s.chat),
+            Answer::Reply(_)
+        ));
+        request_id
+    },
+    |w, request_id| {
+        let stranger = Key::generate();
+        let read = EnvelopeContent::ReadState {
+            ingress_expiry: in_a_minute(),
+            sender: principal_of(&stranger),
+            paths: vec![vec![label(b"request_status"), label(request_id.as_slice())]],
+        };
+        w.post(
+            &format!("/api/v3/canister/{}/read_state", w.chat),
+            &envelope(read, Some(&stranger)),
+        )
+        .refused("only the sender of a request may read its status");
+    }
+);
+
+bad_input!(http_unreadable_state_path, |w| {
+    let read = EnvelopeContent::ReadState {
+        ingress_expiry: in_a_minute(),
+        sender: principal_of(&w.admin),
+        paths: vec![vec![label(b"secrets")]],
+    };
+    w.post(
+        &format!("/api/v3/canister/{}/read_state", w.chat),
+        &envelope(read, Some(&w.admin)),
+    )
+    .refused("is not readable");
+});
+
+bad_input!(http_canister_path_at_another_effective_id, |w| {
+    let read = EnvelopeContent::ReadState {
+        ingress_expiry: in_a_minute(),
+        sender: principal_of(&w.admin),
+        paths: vec![vec![
+            label(b"canister"),
+            label(w.chat.as_slice()),
+            label(b"controllers"),
+        ]],
+    };
+    w.post(
+        &format!("/api/v3/canister/{}/read_state", w.bad),
+        &envelope(read, Some(&w.admin)),
+    )
+    .refused("must be sent to /api/v3/canister/");
+});
+
+// ---- Calls to the chat ------------------------------------------------------------
+
+bad_input!(chat_unknown_method, |w| {
+    w.call(
+        Some(&w.admin),
+        w.chat,
+        w.chat,
+        "drop_all",
+        Encode!().unwrap(),
+    )
+    .refused("IC0536");
+});
+
+bad_input!(chat_update_method_as_a_query, |w| {
+    w.query(w.chat, "append", Encode!(&"x").unwrap())
+        .refused("IC0536");
+});
+
+bad_input!(chat_malformed_candid_argument, |w| {
+    w.call(
+        Some(&w.admin),
+        w.chat,
+        w.chat,
+        "append",
+        b"DIDL garbage".to_vec(),
+    )
+    .refused("IC0503");
+});
+
+bad_input!(chat_empty_message, |w| {
+    w.append(Some(&w.admin), "").refused("empty");
+});
+
+bad_input!(chat_message_over_1024_bytes, |w| {
+    w.append(Some(&w.admin), &"x".repeat(1025)).refused("1024");
+});
+
+bad_input!(chat_argument_over_2_mib, |w| {
+    let arg = Encode!(&"x".repeat(2 << 20)).unwrap();
+    w.call(Some(&w.admin), w.chat, w.chat, "append", arg)
+        .refused("2097152");
+});
+
+bad_input!(
+    chat_call_to_a_stopped_canister,
+    |s| {
+        s.manage(
+            s.chat,
+            "stop_canister",
+            ic::CanisterIdRecord {
+                canister_id: s.chat,
+            },
+        );
+    },
+    |w, _stopped| {
+        w.append(Some(&w.admin), "while stopped").refused("IC0508");
+    }
+);
+
+// ---- The management canister -------------------------------------------------------
+
+bad_input!(management_malformed_candid, |w| {
+    w.call(
+        Some(&w.admin),
+        Principal::management_canister(),
+        w.chat,
+        "take_canister_snapshot",
+        b"not candid".to_vec(),
+    )
+    .refused("Error decoding candid");
+});
+
+bad_input!(management_unknown_method, |w| {
+    w.manage(
+        w.chat,
+        "format_disk",
+        ic::CanisterIdRecord {
+            canister_id: w.chat,
+        },
+    )
+    .refused("has no method 'format_disk'");
+});
+
+bad_input!(management_unknown_canister, |w| {
+    let nowhere = replica::ids::canister_id(99);
+    w.manage(
+        nowhere,
+        "canister_status",
+        ic::CanisterIdRecord {
+            canister_id: nowhere,
+        },
+    )
+    .refused("not found");
+});
+
+bad_input!(management_non_controller, |w| {
+    let stranger = Key::generate();
+    let arg = Encode!(&ic::TakeCanisterSnapshotArgs {
+        canister_id: w.chat,
+        replace_snapshot: None,
+        uninstall_code: None,
+        sender_canister_version: None,
+    })
+    .unwrap();
+    w.call(
+        Some(&stranger),
+        Principal::management_canister(),
+        w.chat,
+        "take_canister_snapshot",
+        arg,
+    )
+    .refused("IC0512");
+});
+
+bad_input!(management_unknown_snapshot_id, |w| {
+    let args = ic::LoadCanisterSnapshotArgs {
+        canister_id: w.chat,
+        snapshot_id: replica::ids::snapshot_id(42, &w.chat),
+        sender_canister_version: None,
+    };
+    w.manage(w.chat, "load_canister_snapshot", args)
+        .refused("IC0305");
+});
+
+bad_input!(management_snapshot_id_of_another_canister, |w| {
+    let args = ic::DeleteCanisterSnapshotArgs {
+        canister_id: w.bad,
+        snapshot_id: w.snapshot.clone(),
+    };
+    w.manage(w.bad, "delete_canister_snapshot", args)
+        .refused("IC0");
+});
+
+bad_input!(
+    management_eleventh_snapshot,
+    |s| {
+        for _ in 0..9 {
+            let args = ic::TakeCanisterSnapshotArgs {
+                canister_id: s.chat,
+                replace_snapshot: None,
+                uninstall_code: None,
+                sender_canister_version: None,
+            };
+            assert!(matches!(
+                s.manage(s.chat, "take_canister_snapshot", args),
+                Answer::Reply(_)
+            ));
+        }
+    },
+    |w, _full| {
+        let args = ic::TakeCanisterSnapshotArgs {
+            canister_id: w.chat,
+            replace_snapshot: None,
+            uninstall_code: None,
+            sender_canister_version: None,
+        };
+        w.manage(w.chat, "take_canister_snapshot", args)
+            .refused("maximum number of snapshots allowed: 10");
+    }
+);
+
+bad_input!(management_load_onto_a_deleted_canister, |w| {
+    let doomed = replica::ids::canister_id(99);
+    let args = ic::LoadCanisterSnapshotArgs {
+        canister_id: doomed,
+        snapshot_id: w.snapshot.clone(),
+        sender_canister_version: None,
+    };
+    w.manage(doomed, "load_canister_snapshot", args)
+        .refused("not found");
+});
+
+bad_input!(management_chunked_install_with_a_wrong_hash, |w| {
+    let args = ic::InstallChunkedCodeArgs {
+        mode: ic::CanisterInstallMode::Upgrade(None),
+        target_canister: w.chat,
+        store_canister: None,
+        chunk_hashes_list: vec![ic::ChunkHash { hash: vec![7; 32] }],
+        wasm_module_hash: vec![8; 32],
+        arg: Vec::new(),
+        sender_canister_version: None,
+    };
+    w.manage(w.chat, "install_chunked_code", args)
+        .refused("chunk");
+});
+
+bad_input!(management_install_of_something_that_is_not_wasm, |w| {
+    let args = ic::InstallCodeArgs {
+        mode: ic::CanisterInstallMode::Upgrade(None),
+        canister_id: w.chat,
+        wasm_module: b"#!/bin/sh\necho hello".to_vec(),
+        arg: Vec::new(),
+        sender_canister_version: None,
+    };
+    w.manage(w.chat, "install_code", args).refused("IC0505");
+});
+
+bad_input!(management_delete_a_running_canister, |w| {
+    w.manage(
+        w.chat,
+        "delete_canister",
+        ic::CanisterIdRecord {
+            canister_id: w.chat,
+        },
+    )
+    .refused("must be stopped");
+});
+
+bad_input!(management_read_past_the_end_of_a_snapshot, |w| {
+    let args = ic::ReadCanisterSnapshotDataArgs {
+        canister_id: w.chat,
+        snapshot_id: w.snapshot.clone(),
+        kind: ic::SnapshotDataKind::StableMemory {
+            offset: u64::MAX - 10,
+            size: 100,
+        },
+    };
+    w.manage(w.chat, "read_canister_snapshot_data", args)
+        .refused("IC0");
+});
+
+bad_input!(management_upload_into_a_taken_snapshot, |w| {
+    let args = ic::UploadCanisterSnapshotDataArgs {
+        canister_id: w.chat,
+        snapshot_id: w.snapshot.clone(),
+        kind: ic::SnapshotDataOffset::StableMemory { offset: 0 },
+        chunk: vec![1; 10],
+    };
+    w.manage(w.chat, "upload_canister_snapshot_data", args)
+        .refused("IC0");
+});
+
+// ---- The System API: canisters that misbehave -----------------------------------------
+
+bad_input!(system_api_a_canister_that_traps, |w| {
+    w.misbehave("trap")
+        .refused("Canister called `ic0.trap` with message: 'boom'");
+});
+
+bad_input!(system_api_a_canister_that_loops_forever, |w| {
+    w.misbehave("spin").refused("IC0522");
+});
+
+bad_input!(
+    system_api_a_canister_that_grows_its_heap_without_bound,
+    |w| {
+        w.misbehave("grow_forever").refused("Wasm memory limit");
+    }
+);
+
+bad_input!(system_api_a_write_past_the_end_of_stable_memory, |w| {
+    w.misbehave("stable_past_end").refused("stable memory");
+});
+
+bad_input!(system_api_a_canister_that_replies_twice, |w| {
+    w.misbehave("reply_twice").refused("IC0504");
+});
+
+bad_input!(system_api_a_reply_over_2_mib, |w| {
+    w.misbehave("reply_too_large").refused("IC0504");
+});
+
+bad_input!(system_api_a_function_outside_its_context, |w| {
+    w.query(w.bad, "certify_in_query", Vec::new())
+        .refused("IC0504");
+});
+
+bad_input!(system_api_a_call_to_another_canister, |w| {
+    w.misbehave("call_another").refused("ic0.call_new");
+});
