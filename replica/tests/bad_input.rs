@@ -91,6 +91,8 @@ impl Answer {
             ),
         };
         assert!(text.contains(words), "{words:?} not in {text:?}");
+        // The answer, for docs/robustness.md (`-- --nocapture`).
+        println!("answer: {}", text.chars().take(160).collect::<String>());
     }
 }
 
