@@ -158,17 +158,20 @@ impl Replica {
         self.store.log(&bytes).map(drop).map_err(|error| {
             Reject::new(
                 ErrorCode::CanisterRejectedMessage,
-                format!("The replica could not record the call, so it did not run: {error}"),
+                format!(
+                    "The replica could not record the call, so it did not run: {error}; make room on the disk and send it again"
+                ),
             )
         })
     }
 
-    /// Checkpoints when enough executions are journaled.
-    fn checkpoint_if_due(&mut self) -> Result<(), Reject> {
+    /// Checkpoints when enough executions are journaled. The executions are durable in the
+    /// journal already, so a checkpoint that fails (a full disk) fails no call: the state
+    /// goes back to what is on disk, which holds them, and the next one tries again.
+    fn checkpoint_if_due(&mut self) {
         if self.store.logged() >= CHECKPOINT_EVERY {
-            self.commit()?;
+            let _ = self.commit();
         }
-        Ok(())
     }
 
     /// Makes every journaled execution part of a checkpoint, if there are any: what a
@@ -403,7 +406,7 @@ impl Replica {
         let time = self.now();
         let executed = self.run_call(sender, canister_id, method, arg, context, time);
         if context.replicated() {
-            self.checkpoint_if_due()?;
+            self.checkpoint_if_due();
         }
         match executed?.response {
             Some(Response::Reply(bytes)) => Ok(bytes),
@@ -512,7 +515,8 @@ impl Replica {
         }
         self.journal(&Entry::Tasks { time })?;
         self.run_tasks(time);
-        self.checkpoint_if_due()
+        self.checkpoint_if_due();
+        Ok(())
     }
 
     /// The system tasks due at `time`: (canister, export).
