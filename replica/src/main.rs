@@ -3,6 +3,7 @@
 //! `--status-dir`, …; unknown flags ignored), so `ICP_CLI_NETWORK_LAUNCHER_PATH=<this>
 //! icp network start -d` runs it as icp's local network and writes `status.json` when ready.
 
+use std::io::Write;
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
@@ -81,8 +82,11 @@ fn main() -> ExitCode {
     let status_dir = options.status_dir.clone();
     let result = replica::http::run_until_signal(&options.state_dir, address, |server| {
         let root_key = hex(&server.root_key);
-        println!("replica listening on http://{}", server.address);
-        println!("root key: {root_key}");
+        // The launcher may stop reading our output; the replica serves on regardless.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "replica listening on http://{}", server.address);
+        let _ = writeln!(out, "root key: {root_key}");
+        let _ = out.flush();
         if let Some(dir) = status_dir {
             let status = format!(
                 "{{\"v\":\"1\",\"gateway_port\":{},\"root_key\":\"{root_key}\"}}\n",

@@ -290,9 +290,18 @@ fn serve(port: u16, state: Option<PathBuf>) -> Result<()> {
     let dir = state.unwrap_or_else(|| project::state_dir().join("embedded"));
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     replica::http::run_until_signal(&dir, address, |server| {
-        println!("serving {} on http://{}", dir.display(), server.address);
-        println!("root key: {}", project::hex(&server.root_key));
-        println!("Ctrl-C stops it; every change is already on disk.");
+        // Whoever started the server may stop reading its output; it serves on regardless.
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "serving {} on http://{}",
+            dir.display(),
+            server.address
+        );
+        let _ = writeln!(out, "root key: {}", project::hex(&server.root_key));
+        let _ = writeln!(out, "Ctrl-C stops it; every change is already on disk.");
+        let _ = out.flush();
     })
     .map_err(anyhow::Error::msg)
 }

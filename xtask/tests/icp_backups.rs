@@ -36,6 +36,8 @@ impl Served {
         let serving = next();
         let url = serving.rsplit(' ').next().unwrap().to_owned();
         let root_key = next().trim_start_matches("root key: ").to_owned();
+        // Keep reading what it prints, so that it never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         assert!(url.starts_with("http://127.0.0.1:"), "{serving}");
         Self {
             child,

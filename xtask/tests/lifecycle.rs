@@ -132,3 +132,46 @@ fn guard_restores_the_chat_that_remove_spam_loses_and_keeps_a_safe_call() {
         (Some(3), Some(false))
     );
 }
+
+/// Whoever starts `serve` may stop reading its output (a launcher, `| head -1`): it serves on.
+#[test]
+fn serve_keeps_serving_after_its_output_is_closed() {
+    use std::io::{Read, Write};
+    let state = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut served = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["serve", "--port", &port.to_string(), "--state"])
+        .arg(state.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before it prints a word.
+    drop(served.stdout.take());
+    let mut response = Vec::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        write!(
+            stream,
+            "GET /api/v2/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let _ = stream.read_to_end(&mut response);
+        break;
+    }
+    let alive = served.try_wait().unwrap().is_none();
+    let _ = served.kill();
+    let _ = served.wait();
+    assert!(alive, "serve died when its output was closed");
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+}
