@@ -9,6 +9,7 @@ mod backend;
 mod backup;
 mod bench;
 mod build;
+mod fuzz;
 mod interrupt;
 mod lifecycle;
 mod project;
@@ -162,6 +163,17 @@ enum Command {
     },
     /// Install icp-cli 1.5.0 from npm into the project (.tools/), for `--backend icp`.
     InstallIcp,
+    /// Fuzz the replica (fuzz/): coverage-guided with cargo-fuzz, or `--smoke` over the corpus.
+    Fuzz {
+        /// The plain build over the committed corpus and a few thousand mutations (CI).
+        #[arg(long)]
+        smoke: bool,
+        /// Seconds per target under cargo-fuzz.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Targets to run [default: all: envelope, management, upload, state].
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -189,6 +201,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Build => return build::build().map(|artifact| artifact.report()),
         Command::Test => return test::run(),
         Command::Bench { quick } => return bench::run(quick),
+        Command::Fuzz {
+            smoke,
+            seconds,
+            targets,
+        } => return fuzz::run(smoke, seconds, &targets),
         Command::InstallIcp => {
             return tools::install_icp().map(|icp| println!("icp-cli: {}", icp.display()));
         }
@@ -239,6 +256,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Build
         | Command::Test
         | Command::Bench { .. }
+        | Command::Fuzz { .. }
         | Command::InstallIcp
         | Command::Serve { .. }
         | Command::VerifyBackup { .. } => {

@@ -11,6 +11,14 @@ mod tree;
 pub use keys::Keys;
 pub use server::{Server, serve};
 
+/// Decodes and authenticates a request body as the server does on receiving it at `now`
+/// (ns since the epoch): the sender, or why the request is refused. For tools and fuzzing.
+pub fn authenticate(body: &[u8], now: u64) -> Result<candid::Principal, String> {
+    ingress::authenticate(body, now)
+        .map(|ingress| ingress.sender())
+        .map_err(|refused| refused.0)
+}
+
 use std::{net::SocketAddr, path::Path};
 
 use crate::Replica;
