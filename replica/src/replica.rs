@@ -285,7 +285,7 @@ impl Replica {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        self.last_time = wall.max(self.last_time + 1);
+        self.last_time = wall.max(self.last_time.saturating_add(1));
         self.last_time
     }
 

@@ -65,7 +65,16 @@ impl Journal {
         // Cut off a torn tail, so that new records follow the last intact one.
         file.set_len(MAGIC.len() as u64 + len)
             .map_err(StoreError::io(&path))?;
-        let next = records.last().map_or(1, |r| r.sequence + 1);
+        let next = match records.last() {
+            None => 1,
+            Some(last) => last
+                .sequence
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Corrupt {
+                    path: path.clone(),
+                    what: "its record numbers are exhausted".into(),
+                })?,
+        };
         let journal = Self {
             path,
             file,
@@ -118,7 +127,7 @@ impl Journal {
     /// Continues numbering after `sequence` (what the last checkpoint covered), so that
     /// numbers never repeat after the journal was emptied.
     pub fn continue_after(&mut self, sequence: u64) {
-        self.next = self.next.max(sequence + 1);
+        self.next = self.next.max(sequence.saturating_add(1));
     }
 
     /// Makes the records durable against power loss.
@@ -151,7 +160,7 @@ fn records_in(path: &Path, contents: &[u8]) -> Result<Vec<Record>, StoreError> {
     }
     parse(&contents[MAGIC.len()..]).map_err(|sequence| {
         corrupt(format!(
-            "record {sequence} is damaged and records follow it"
+            "record {sequence} is damaged or out of order, and records follow it"
         ))
     })
 }
@@ -178,6 +187,13 @@ fn parse(mut body: &[u8]) -> Result<Vec<Record>, u64> {
                 return Err(sequence);
             }
             break;
+        }
+        // Records are numbered one after another; a gap or a step back is damage.
+        if records
+            .last()
+            .is_some_and(|r: &Record| r.sequence.checked_add(1) != Some(sequence))
+        {
+            return Err(sequence);
         }
         records.push(Record {
             sequence,
