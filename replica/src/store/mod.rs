@@ -37,6 +37,8 @@ const MANIFEST: &str = "state";
 const MANIFEST_MAGIC: &[u8; 4] = b"CSST";
 const FORMAT_VERSION: u32 = 1;
 const LOCK: &str = "lock";
+/// Files kept beside the state: `CSKF ‖ SHA-256(contents) ‖ contents`.
+const KEPT_MAGIC: &[u8; 4] = b"CSKF";
 const PACKS: &str = "packs";
 
 /// An open state directory.
@@ -120,8 +122,8 @@ impl Store {
         &self.dir
     }
 
-    /// A small file beside the state, written by `create` (durably) the first time; returns
-    /// its path and contents.
+    /// A small file beside the state, written by `create` (durably, with a checksum) the
+    /// first time; returns its path and contents, checked against the checksum.
     pub fn keep_file(
         &self,
         name: &str,
@@ -129,10 +131,24 @@ impl Store {
     ) -> Result<(PathBuf, Vec<u8>), StoreError> {
         let path = self.dir.join(name);
         match fs::read(&path) {
-            Ok(bytes) => Ok((path, bytes)),
+            Ok(bytes) if bytes.starts_with(KEPT_MAGIC) => {
+                let body = bytes.get(36..).unwrap_or_default();
+                if bytes.len() < 36 || hash(body) != bytes[4..36] {
+                    return Err(StoreError::Corrupt {
+                        path,
+                        what: "its checksum does not match its contents".into(),
+                    });
+                }
+                Ok((path, body.to_vec()))
+            }
+            Ok(unsealed) => {
+                // Written before files carried a checksum: seal it now.
+                write_file_durably(&path, &sealed(&unsealed))?;
+                Ok((path, unsealed))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let bytes = create()?;
-                write_file_durably(&path, &bytes)?;
+                write_file_durably(&path, &sealed(&bytes))?;
                 Ok((path, bytes))
             }
             Err(e) => Err(StoreError::io(&path)(e)),
@@ -303,6 +319,10 @@ fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     fault::point("file:written-not-renamed");
     fs::rename(&partial, path).map_err(StoreError::io(path))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sealed(contents: &[u8]) -> Vec<u8> {
+    [KEPT_MAGIC.as_slice(), &hash(contents), contents].concat()
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
