@@ -130,14 +130,7 @@ impl World {
                 wasm_memory_limit: Some(candid::Nat::from(64u64 << 20)),
                 ..Default::default()
             };
-            let args = ic::UpdateSettingsArgs {
-                canister_id: canister,
-                settings,
-                sender_canister_version: None,
-            };
-            local
-                .management::<()>(user(), "update_settings", args)
-                .unwrap();
+            local.update_settings(canister, settings);
         }
         for message in ["Hi there!", "second"] {
             local.update::<()>(chat, "append", (message,)).unwrap();

@@ -110,14 +110,7 @@ fn the_wasm_memory_limit_stops_growth() {
         wasm_memory_limit: Some(candid::Nat::from(4u64 << 20)),
         ..Default::default()
     };
-    let args = ic::UpdateSettingsArgs {
-        canister_id: counter,
-        settings,
-        sender_canister_version: None,
-    };
-    local
-        .management::<()>(user(), "update_settings", args)
-        .unwrap();
+    local.update_settings(counter, settings);
     let reject = update(&mut local, counter, "grow").unwrap_err();
     assert!(
         reject

@@ -140,14 +140,7 @@ fn concurrent_appends_snapshot_and_restore_lose_nothing() {
         controllers: Some(vec![user(), principal_of(&admin_key)]),
         ..Default::default()
     };
-    let args = ic::UpdateSettingsArgs {
-        canister_id: chat,
-        settings,
-        sender_canister_version: None,
-    };
-    local
-        .management::<()>(user(), "update_settings", args)
-        .unwrap();
+    local.update_settings(chat, settings);
     let served = Served::new(local);
     let admin = Client {
         key: admin_key,

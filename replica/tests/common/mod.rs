@@ -191,6 +191,16 @@ impl Local {
         .unwrap()
     }
 
+    pub fn update_settings(&mut self, canister: Principal, settings: ic::CanisterSettings) {
+        let args = ic::UpdateSettingsArgs {
+            canister_id: canister,
+            settings,
+            sender_canister_version: None,
+        };
+        self.management::<()>(user(), "update_settings", args)
+            .unwrap();
+    }
+
     pub fn status(&mut self, canister: Principal) -> ic::CanisterStatusResult {
         self.management(
             user(),
