@@ -31,7 +31,8 @@ pub fn run(smoke: bool, seconds: u32, only: &[String]) -> Result<()> {
     let sh = project::shell()?;
     let cargo = project::cargo();
     if smoke {
-        cmd!(sh, "{cargo} build --locked -p replica-fuzz").run()?;
+        // With `--tests`, features resolve as for `cargo xtask test`, whose build this reuses.
+        cmd!(sh, "{cargo} build --locked --workspace --bins --tests").run()?;
     }
     let mut total = 0u64;
     for target in targets {
