@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use candid::{CandidType, Encode, Principal};
 use common::{Local, Served, chat_wasm, user, wat};
 use http_client::{call_content, envelope, now, principal_of};
-use ic_certification::{Certificate, LookupResult};
 use ic_management_canister_types as ic;
 use ic_transport_types::{Delegation, Envelope, EnvelopeContent, QueryResponse, SignedDelegation};
 
@@ -215,20 +214,7 @@ impl World {
         if status != 200 {
             return Answer::Http(status, String::from_utf8_lossy(&body).into_owned());
         }
-        #[derive(serde::Deserialize)]
-        struct Replied {
-            #[serde(with = "serde_bytes")]
-            certificate: Vec<u8>,
-        }
-        let replied: Replied = serde_cbor::from_slice(&body).unwrap();
-        let certificate: Certificate = serde_cbor::from_slice(&replied.certificate).unwrap();
-        let at = |leaf: &[u8]| {
-            let path: [&[u8]; 3] = [b"request_status", request_id.as_slice(), leaf];
-            match certificate.tree.lookup_path(path) {
-                LookupResult::Found(value) => Some(value.to_vec()),
-                _ => None,
-            }
-        };
+        let at = http_client::certified_status(&body, &request_id);
         match at(b"reply") {
             Some(reply) => Answer::Reply(reply),
             None => Answer::Reject {

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use candid::{CandidType, Decode, Encode, Principal};
 use common::{Local, Served, chat_wasm, user};
 use http_client::{call_content, envelope, now, post, principal_of};
-use ic_certification::{Certificate, LookupResult};
 use ic_management_canister_types as ic;
 
 const CLIENTS: usize = 8;
@@ -57,18 +56,8 @@ impl Client {
             &envelope(content, Some(&self.key)),
         );
         assert_eq!(status, 200, "{method}: {}", String::from_utf8_lossy(&body));
-        #[derive(serde::Deserialize)]
-        struct Replied {
-            #[serde(with = "serde_bytes")]
-            certificate: Vec<u8>,
-        }
-        let replied: Replied = serde_cbor::from_slice(&body).unwrap();
-        let certificate: Certificate = serde_cbor::from_slice(&replied.certificate).unwrap();
-        let path: [&[u8]; 3] = [b"request_status", request_id.as_slice(), b"reply"];
-        match certificate.tree.lookup_path(path) {
-            LookupResult::Found(reply) => reply.to_vec(),
-            _ => panic!("{method} was not replied to"),
-        }
+        http_client::certified_status(&body, &request_id)(b"reply")
+            .unwrap_or_else(|| panic!("{method} was not replied to"))
     }
 
     fn manage<R: CandidType + serde::de::DeserializeOwned>(

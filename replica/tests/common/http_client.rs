@@ -80,3 +80,27 @@ pub fn envelope(content: EnvelopeContent, key: Option<&ic_ed25519::PrivateKey>) 
 pub fn principal_of(key: &ic_ed25519::PrivateKey) -> Principal {
     Principal::self_authenticating(key.public_key().serialize_rfc8410_der())
 }
+
+/// A leaf of `request_status/<request_id>` in the certificate of a synchronous call's
+/// answer (`/api/v4/…/call`): `reply`, `reject_code`, `reject_message`, `error_code`.
+pub fn certified_status(
+    body: &[u8],
+    request_id: &ic_transport_types::RequestId,
+) -> impl Fn(&[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Replied {
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+    }
+    let replied: Replied = serde_cbor::from_slice(body).unwrap();
+    let certificate: ic_certification::Certificate =
+        serde_cbor::from_slice(&replied.certificate).unwrap();
+    let request_id = *request_id;
+    move |leaf| {
+        let path: [&[u8]; 3] = [b"request_status", request_id.as_slice(), leaf];
+        match certificate.tree.lookup_path(path) {
+            ic_certification::LookupResult::Found(value) => Some(value.to_vec()),
+            _ => None,
+        }
+    }
+}
