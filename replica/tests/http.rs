@@ -49,18 +49,13 @@ fn lookup<'a>(certificate: &'a Certificate, path: &[&[u8]]) -> Option<&'a [u8]> 
 fn a_signed_call_gets_a_certified_reply_that_a_tampered_copy_fails() {
     let (served, chat) = start();
     let key = ic_ed25519::PrivateKey::generate();
-    let content = call_content(
-        principal_of(&key),
+    let (status, body, request_id) = http_client::call_v4(
+        served.address(),
+        Some(&key),
+        chat,
         chat,
         "append",
         Encode!(&"Hi there!").unwrap(),
-        now() + 60_000_000_000,
-    );
-    let request_id = content.to_request_id();
-    let (status, body) = post(
-        served.address(),
-        &format!("/api/v4/canister/{}/call", chat),
-        &envelope(content, Some(&key)),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let mut certificate = certificate(&served, &body);
@@ -90,18 +85,13 @@ fn a_non_controller_gets_the_ic_answer_for_management_calls() {
     let key = ic_ed25519::PrivateKey::generate();
     let arg =
         Encode!(&ic_management_canister_types::CanisterIdRecord { canister_id: chat }).unwrap();
-    let content = call_content(
-        principal_of(&key),
+    let (status, body, request_id) = http_client::call_v4(
+        served.address(),
+        Some(&key),
         Principal::management_canister(),
+        chat,
         "stop_canister",
         arg,
-        now() + 60_000_000_000,
-    );
-    let request_id = content.to_request_id();
-    let (status, body) = post(
-        served.address(),
-        &format!("/api/v4/canister/{}/call", chat),
-        &envelope(content, Some(&key)),
     );
     assert_eq!(status, 200);
     let certificate = certificate(&served, &body);

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use candid::{CandidType, Decode, Encode, Principal};
 use common::{Local, Served, chat_wasm, user};
-use http_client::{call_content, envelope, now, post, principal_of};
+use http_client::principal_of;
 use ic_management_canister_types as ic;
 
 const CLIENTS: usize = 8;
@@ -30,10 +30,6 @@ impl Client {
         }
     }
 
-    fn principal(&self) -> Principal {
-        principal_of(&self.key)
-    }
-
     /// A synchronous update call; returns the certified reply.
     fn call(
         &self,
@@ -42,18 +38,13 @@ impl Client {
         method: &str,
         arg: Vec<u8>,
     ) -> Vec<u8> {
-        let content = call_content(
-            self.principal(),
+        let (status, body, request_id) = http_client::call_v4(
+            self.address,
+            Some(&self.key),
             canister,
+            effective,
             method,
             arg,
-            now() + 60_000_000_000,
-        );
-        let request_id = content.to_request_id();
-        let (status, body) = post(
-            self.address,
-            &format!("/api/v4/canister/{effective}/call"),
-            &envelope(content, Some(&self.key)),
         );
         assert_eq!(status, 200, "{method}: {}", String::from_utf8_lossy(&body));
         http_client::certified_status(&body, &request_id)(b"reply")

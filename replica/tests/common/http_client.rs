@@ -81,6 +81,24 @@ pub fn principal_of(key: &ic_ed25519::PrivateKey) -> Principal {
     Principal::self_authenticating(key.public_key().serialize_rfc8410_der())
 }
 
+/// A synchronous call (`/api/v4/canister/<effective>/call`) signed by `key` (anonymous
+/// without one), expiring in a minute: the HTTP status, the body and the request id.
+pub fn call_v4(
+    address: SocketAddr,
+    key: Option<&ic_ed25519::PrivateKey>,
+    canister: Principal,
+    effective: Principal,
+    method: &str,
+    arg: Vec<u8>,
+) -> (u16, Vec<u8>, ic_transport_types::RequestId) {
+    let sender = key.map_or(Principal::anonymous(), principal_of);
+    let content = call_content(sender, canister, method, arg, now() + 60_000_000_000);
+    let request_id = content.to_request_id();
+    let path = format!("/api/v4/canister/{effective}/call");
+    let (status, body) = post(address, &path, &envelope(content, key));
+    (status, body, request_id)
+}
+
 /// A leaf of `request_status/<request_id>` in the certificate of a synchronous call's
 /// answer (`/api/v4/…/call`): `reply`, `reject_code`, `reject_message`, `error_code`.
 pub fn certified_status(
