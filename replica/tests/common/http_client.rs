@@ -12,17 +12,25 @@ use candid::Principal;
 use ic_transport_types::{Envelope, EnvelopeContent};
 
 /// A minimal HTTP/1.1 POST; returns the status code and the body.
+///
+/// The server may answer before it has read the whole body (a 413) and close the
+/// connection, so the request is written while the answer is read, and a write cut off
+/// after the answer came is no failure.
 pub fn post(address: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(address).unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    let request = [head.as_bytes(), body].concat();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || writer.write_all(&request));
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let read = stream.read_to_end(&mut response);
+    let sent = sending.join().unwrap();
+    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        panic!("no HTTP answer to POST {path}: reading gave {read:?}, writing {sent:?}");
+    };
     let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
     (status, response[split + 4..].to_vec())
 }
