@@ -5,7 +5,9 @@
 //! A fresh instance per message is the reference. Replicated messages may instead run on a
 //! `Kept` instance, left as the last successful message left it, so the heap is not put back
 //! each time; only for modules that cannot tell (`ModuleInfo::reusable`), and a trap discards
-//! the instance.
+//! the instance. A kept instance knows which heap pages a message wrote from the kernel
+//! (`dirty`), so that saving the heap after an update and undoing a query cost what the
+//! message wrote, not the size of the heap.
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -15,6 +17,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use wasmtime::{Config, Instance, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, Val};
 
+use super::dirty::Tracker;
 use super::env::{Env, LogLine};
 use super::module::{self, MEMORY_EXPORT, ModuleInfo, START_EXPORT};
 use super::stable::PAGE;
@@ -73,6 +76,8 @@ pub struct Kept {
     store: Store<Env>,
     instance: Instance,
     memory: Option<Memory>,
+    /// The heap pages written since it last equalled the saved state, where the kernel can tell.
+    tracker: Option<Tracker>,
 }
 
 impl Engine {
@@ -171,10 +176,16 @@ impl Engine {
         };
         let (env, result, instructions) = instance.call(entry, limit);
         let result = result.map(|()| {
+            let written = instance.written();
             let changed = match instance.memory {
-                Some(memory) => copy_changed(memory.data(&instance.store), &mut state.heap),
+                Some(memory) => copy_changed(
+                    memory.data(&instance.store),
+                    &mut state.heap,
+                    written.as_deref(),
+                ),
                 None => BTreeSet::new(),
             };
+            instance.settle(written.as_deref());
             state.globals = globals(&mut instance.store, compiled, &instance.instance);
             changed
         });
@@ -223,11 +234,16 @@ impl Engine {
         }
         let mut store = self.store(env, limit);
         match instantiate(&mut store, compiled, Some(state)) {
-            Ok(instance) => Ok(Kept {
-                memory: store.data().memory,
-                store,
-                instance,
-            }),
+            Ok(instance) => {
+                let memory = store.data().memory;
+                let tracker = memory.and_then(|memory| Tracker::watch(memory.data(&store)));
+                Ok(Kept {
+                    memory,
+                    store,
+                    instance,
+                    tracker,
+                })
+            }
             Err(error) => {
                 let used = limit - store.get_fuel().unwrap_or(0);
                 Err(Box::new(Failed {
@@ -331,8 +347,28 @@ impl Kept {
         (env, result, instructions)
     }
 
-    /// Makes the instance hold `state` again: the heap pages `pages` names (every page that
-    /// differs, when `None`) and the globals. Fails when the heap would have to shrink.
+    /// The heap pages written since the instance last held the saved state, in order;
+    /// `None` when that is not known.
+    fn written(&mut self) -> Option<Vec<u64>> {
+        let memory = self.memory?;
+        self.tracker.as_mut()?.written(memory.data(&self.store))
+    }
+
+    /// Starts tracking afresh once the heap holds the saved state again, after the pages
+    /// `written` (every page, when `None`) were brought to it.
+    fn settle(&mut self, written: Option<&[u64]>) {
+        let Some(memory) = self.memory else { return };
+        let protected = match (written, self.tracker.as_mut()) {
+            (Some(pages), Some(tracker)) => tracker.protect(pages),
+            _ => false,
+        };
+        if !protected {
+            self.tracker = Tracker::watch(memory.data(&self.store));
+        }
+    }
+
+    /// Makes the instance hold `state` again: the heap pages `pages` names (the pages
+    /// written since, when `None`) and the globals. Fails when the heap would have to shrink.
     fn reset(
         &mut self,
         compiled: &Compiled,
@@ -347,8 +383,12 @@ impl Kept {
             if have < state.heap.len() {
                 memory.grow(&mut self.store, ((state.heap.len() - have) as u64) / PAGE)?;
             }
+            let pages = match pages {
+                Some(pages) => Some(pages.to_vec()),
+                None => self.written(),
+            };
             let heap = memory.data_mut(&mut self.store);
-            match pages {
+            match &pages {
                 Some(pages) => {
                     for &page in pages {
                         let start = (page * PAGE) as usize;
@@ -358,6 +398,7 @@ impl Kept {
                 }
                 None => restore_changed(&state.heap, heap),
             }
+            self.settle(pages.as_deref());
         }
         for (name, value) in compiled.info.globals.iter().zip(&state.globals) {
             let global = self
@@ -390,16 +431,25 @@ fn restore_changed(saved: &[u8], heap: &mut [u8]) {
     }
 }
 
-/// Makes `saved` equal `heap`, page by page; returns the pages that differed (or are new).
-fn copy_changed(heap: &[u8], saved: &mut Vec<u8>) -> BTreeSet<u64> {
-    let mut changed = BTreeSet::new();
+/// Makes `saved` equal `heap`, looking at the pages `written` and any the heap grew by
+/// (every page, when `None`); returns the pages that differed (or are new).
+fn copy_changed(heap: &[u8], saved: &mut Vec<u8>, written: Option<&[u64]>) -> BTreeSet<u64> {
+    let page = PAGE as usize;
     let old_len = saved.len().min(heap.len());
     saved.resize(heap.len(), 0);
-    let page = PAGE as usize;
-    for (index, (now, was)) in heap.chunks(page).zip(saved.chunks_mut(page)).enumerate() {
-        if index * page >= old_len || now != was {
-            was.copy_from_slice(now);
-            changed.insert(index as u64);
+    let all = heap.len().div_ceil(page) as u64;
+    let grown = (old_len / page) as u64..all;
+    let candidates: BTreeSet<u64> = match written {
+        Some(written) => written.iter().copied().chain(grown).collect(),
+        None => (0..all).collect(),
+    };
+    let mut changed = BTreeSet::new();
+    for index in candidates {
+        let start = index as usize * page;
+        let end = (start + page).min(heap.len());
+        if start >= old_len || heap[start..end] != saved[start..end] {
+            saved[start..end].copy_from_slice(&heap[start..end]);
+            changed.insert(index);
         }
     }
     changed
@@ -496,5 +546,36 @@ impl ResourceLimiter for Env {
 
     fn table_growing(&mut self, _: usize, _: usize, _: Option<usize>) -> wasmtime::Result<bool> {
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: usize = PAGE as usize;
+
+    #[test]
+    fn copying_changed_pages_compares_every_page_unless_told_which_were_written() {
+        let mut heap = vec![0u8; 4 * P];
+        heap[P] = 1;
+        heap[3 * P] = 1;
+        let mut saved = vec![0u8; 3 * P];
+        let all = copy_changed(&heap, &mut saved.clone(), None);
+        assert_eq!(all, BTreeSet::from([1, 3]));
+        // Told that only page 2 was written, it trusts that (and still takes the new page).
+        let told = copy_changed(&heap, &mut saved, Some(&[2]));
+        assert_eq!(told, BTreeSet::from([3]));
+        assert_eq!(saved.len(), heap.len());
+        assert_eq!(saved[P], 0, "page 1 was not looked at");
+    }
+
+    #[test]
+    fn restoring_changed_pages_brings_back_the_saved_heap() {
+        let saved: Vec<u8> = (0..3 * P).map(|i| i as u8).collect();
+        let mut heap = saved.clone();
+        heap[2 * P + 5] ^= 0xFF;
+        restore_changed(&saved, &mut heap);
+        assert_eq!(heap, saved);
     }
 }

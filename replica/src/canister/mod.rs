@@ -2,6 +2,7 @@
 //! `Canister` ties them together — it runs messages, installs code and takes and loads
 //! snapshots, leaving permissions and routing to the replica above it.
 
+mod dirty;
 pub mod engine;
 pub mod env;
 pub mod image;
