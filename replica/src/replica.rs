@@ -76,6 +76,9 @@ pub struct Replica {
     /// Set while journaled executions run again at open: they are not journaled twice.
     replaying: bool,
     last_instructions: u64,
+    /// After a checkpoint failed, how many journaled executions wait for the next try: each
+    /// try replays the journal, so retrying on every call would make a full disk crawl.
+    retry_checkpoint_at: usize,
 }
 
 impl Replica {
@@ -96,6 +99,7 @@ impl Replica {
             subnet_id: Principal::management_canister(),
             replaying: false,
             last_instructions: 0,
+            retry_checkpoint_at: 0,
         };
         if replica.recover(manifest, journal)? {
             replica.checkpoint_now()?;
@@ -169,8 +173,9 @@ impl Replica {
     /// journal already, so a checkpoint that fails (a full disk) fails no call: the state
     /// goes back to what is on disk, which holds them, and the next one tries again.
     fn checkpoint_if_due(&mut self) {
-        if self.store.logged() >= CHECKPOINT_EVERY {
-            let _ = self.commit();
+        let logged = self.store.logged();
+        if logged >= CHECKPOINT_EVERY.max(self.retry_checkpoint_at) && self.commit().is_err() {
+            self.retry_checkpoint_at = logged + CHECKPOINT_EVERY;
         }
     }
 
@@ -233,7 +238,11 @@ impl Replica {
     /// Makes the current state durable. When that fails, the state on disk is still the last
     /// committed one and memory goes back to it, so nothing half-done survives.
     pub(crate) fn commit(&mut self) -> Result<(), Reject> {
-        self.checkpoint_now().map_err(|error| {
+        let committed = self.checkpoint_now();
+        if committed.is_ok() {
+            self.retry_checkpoint_at = 0;
+        }
+        committed.map_err(|error| {
             let reject = Reject::new(
                 ErrorCode::CanisterRejectedMessage,
                 format!("The replica could not save its state, so the call was undone: {error}"),

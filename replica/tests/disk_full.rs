@@ -1,12 +1,14 @@
-//! A full disk: a replica whose files may not grow past a few hundred KiB (`ulimit -f`, with
-//! SIGXFSZ ignored, so writes fail as on a full disk) refuses the call it cannot record with
-//! a clear error, keeps answering, and loses nothing it acknowledged: reopened with room,
-//! the chat holds exactly the acknowledged messages.
+//! A full disk: a replica that cannot write refuses the call it cannot record with a clear
+//! error, keeps answering, and loses nothing it acknowledged: reopened with room, the chat
+//! holds exactly the acknowledged messages. Two disks: a real tmpfs of a few MiB (mounting
+//! needs root, as in CI), and files that may not grow past a few hundred KiB (`ulimit -f`,
+//! SIGXFSZ ignored), which any user can run.
 
 mod common;
 
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -96,4 +98,126 @@ fn a_full_disk_refuses_clearly_and_loses_nothing_acknowledged() {
         .collect();
     assert_eq!(messages, expected, "exactly the acknowledged messages");
     println!("{acked} appends acknowledged before the disk filled; all kept. {refused}");
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The chat, read in pages: it holds more than one reply can.
+fn whole_chat(local: &mut Local, chat: candid::Principal) -> Vec<String> {
+    let mut messages = Vec::new();
+    loop {
+        let page: Vec<String> = local
+            .query(chat, "page", (messages.len() as u64, 500u32))
+            .unwrap();
+        if page.is_empty() {
+            return messages;
+        }
+        messages.extend(page);
+    }
+}
+
+/// A tmpfs mounted on `path` until dropped.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// `None` where this process may not mount one (only root may).
+    fn mount(path: &Path, size: u64) -> Option<Self> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self {
+            path: path.to_owned(),
+        })
+    }
+
+    fn resize(&self, size: u64) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remounting to {size} bytes");
+    }
+
+    fn used(&self) -> u64 {
+        let output = Command::new("df")
+            .args(["--output=used", "-B1"])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        text.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_tmpfs_refuses_clearly_and_once_room_is_made_goes_on_losing_nothing() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(dir.path(), 64 * MIB) else {
+        eprintln!("skipped: mounting a tmpfs needs root; the `ulimit -f` test stands in");
+        return;
+    };
+    let mut local = Local {
+        replica: Replica::open(dir.path()).unwrap(),
+        dir,
+    };
+    let chat = local.deploy(chat_wasm());
+    local
+        .update::<()>(chat, "append", ("before the disk filled",))
+        .unwrap();
+    let mut local = local.reopen();
+    // Room for about 2,000 messages: a checkpoint (every 1,000 calls) runs out of space
+    // before the journal does.
+    disk.resize(disk.used() + 2 * MIB);
+
+    let mut acked = 0;
+    let refused = loop {
+        let arg = Encode!(&message(acked)).unwrap();
+        match local.replica.update(user(), chat, "append", &arg) {
+            Ok(_) => acked += 1,
+            Err(reject) => break reject.message,
+        }
+    };
+    assert!(
+        refused.contains("could not record the call, so it did not run")
+            && refused.contains("No space left on device")
+            && refused.contains("make room on the disk"),
+        "{refused}"
+    );
+    assert!(acked > 1000, "only {acked} appends fitted");
+    let len: u64 = local.query(chat, "len", ()).unwrap();
+    assert_eq!(len, acked as u64 + 1, "the replica kept answering");
+
+    // Room is made; the refused call is sent again, and more, through a checkpoint.
+    disk.resize(64 * MIB);
+    let sent = acked + 1100;
+    for n in acked..sent {
+        local.update::<()>(chat, "append", (message(n),)).unwrap();
+    }
+    let mut local = local.reopen();
+    let expected: Vec<String> = std::iter::once("before the disk filled".to_owned())
+        .chain((0..sent).map(message))
+        .collect();
+    let messages = whole_chat(&mut local, chat);
+    assert_eq!(messages.len(), expected.len());
+    assert!(messages == expected, "exactly the acknowledged messages");
+    println!(
+        "tmpfs: {acked} appends fitted, then: {refused}; all kept, and {sent} after room was made."
+    );
+    drop(local);
+    drop(disk);
 }

@@ -111,3 +111,27 @@ fn a_kept_file_from_before_checksums_is_read_and_sealed() {
     let (_, again) = local.replica.keep_file("keys", || unreachable!()).unwrap();
     assert_eq!(again, kept);
 }
+
+#[test]
+fn reopening_while_the_process_starts_programs_never_finds_the_state_locked() {
+    // A program starting holds a copy of every descriptor until it has loaded, the lock's
+    // among them; a replica closed and opened again meanwhile must not take that for
+    // another process.
+    let dir = tempfile::tempdir().unwrap();
+    drop(Replica::open(dir.path()).unwrap());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::Command::new("true").status().unwrap();
+            }
+        });
+        for round in 0..300 {
+            if let Err(error) = Replica::open(dir.path()) {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("round {round}: {error}");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}

@@ -37,6 +37,8 @@ const MANIFEST: &str = "state";
 const MANIFEST_MAGIC: &[u8; 4] = b"CSST";
 const FORMAT_VERSION: u32 = 1;
 const LOCK: &str = "lock";
+/// How long a held lock is waited for before the directory counts as in use.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Files kept beside the state: `CSKF ‖ SHA-256(contents) ‖ contents`.
 const KEPT_MAGIC: &[u8; 4] = b"CSKF";
 const PACKS: &str = "packs";
@@ -266,12 +268,22 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(StoreError::io(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-            path: dir.to_owned(),
-        }),
-        Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path)(e)),
+    // A program this process is starting holds a copy of the lock until it has loaded
+    // (descriptors close on exec, not on fork), so a lock held briefly is waited for.
+    let give_up = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
+        }
     }
 }
 
@@ -317,7 +329,7 @@ fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let partial = path.with_extension("tmp");
     pack::write_durably(&partial, bytes)?;
     fault::point("file:written-not-renamed");
-    fs::rename(&partial, path).map_err(StoreError::io(path))?;
+    pack::rename_into_place(&partial, path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 

@@ -68,7 +68,7 @@ impl PackWriter {
         let partial = path.with_extension("pack.tmp");
         write_durably(&partial, &bytes)?;
         crate::fault::point("pack:written-not-renamed");
-        fs::rename(&partial, path).map_err(StoreError::io(path))?;
+        rename_into_place(&partial, path)?;
         super::sync_dir(path.parent().expect("packs live in a directory"))?;
         let file = File::open(path).map_err(StoreError::io(path))?;
         Ok(Pack {
@@ -156,9 +156,23 @@ impl Pack {
 }
 
 /// Writes `bytes` to `path` and flushes them to the disk.
+/// Gives the written file `partial` its final name; on failure it is removed.
+pub fn rename_into_place(partial: &Path, path: &Path) -> Result<(), StoreError> {
+    fs::rename(partial, path).map_err(|error| {
+        let _ = fs::remove_file(partial);
+        StoreError::io(path)(error)
+    })
+}
+
+/// Writes `bytes` to a new file at `path` and syncs it; on failure the partial file is
+/// removed, so that a full disk is not made fuller by what could not be written.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut file = File::create(path).map_err(StoreError::io(path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(StoreError::io(path))
+    let written = File::create(path).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    written.map_err(|error| {
+        let _ = fs::remove_file(path);
+        StoreError::io(path)(error)
+    })
 }
