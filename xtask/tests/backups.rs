@@ -3,7 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use common::User;
 
@@ -123,6 +127,72 @@ fn an_interrupted_download_resumes_where_it_stopped() {
     user.json(&["verify-backup", partial.to_str().unwrap()]);
     let again = user.ok(&["download", &id, "-o", partial.to_str().unwrap()]);
     assert!(again.contains("already holds snapshot"), "{again}");
+}
+
+#[test]
+fn a_download_killed_at_any_moment_resumes_to_the_same_bytes() {
+    let user = User::chat(&CHAT);
+    let id = user.snapshot();
+    let dir = backups();
+    let whole = dir.path().join("whole");
+    let started = Instant::now();
+    download(&user, &id, &whole);
+    let took = started.elapsed();
+
+    // SIGKILL at any moment: in the first rounds anywhere in the command's run, then at
+    // growing delays after its marker appeared (the download proper is a few ms of it).
+    // Each time the same command resumes, to the same bytes.
+    let (mut caught_half_way, rounds) = (0, 25u32);
+    for round in 0..rounds {
+        let partial = dir.path().join(format!("killed-{round}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["--backend", "embedded", "--state-dir"])
+            .arg(user.state.path())
+            .args(["download", &id, "-o"])
+            .arg(&partial)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if round < 5 {
+            std::thread::sleep(took.mul_f64(f64::from(round) / 5.0));
+        } else {
+            let marker = partial.join(".downloading.json");
+            let deadline = Instant::now() + took * 3;
+            while !marker.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            std::thread::sleep(Duration::from_micros(500) * (round - 5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if partial.join(".downloading.json").exists() {
+            caught_half_way += 1;
+            user.fails(4, &["verify-backup", partial.to_str().unwrap()]);
+        }
+        if partial.exists() {
+            user.ok(&["download", &id, "-o", partial.to_str().unwrap()]);
+            for file in [
+                "metadata.json",
+                "wasm_module.bin",
+                "wasm_memory.bin",
+                "stable_memory.bin",
+            ] {
+                assert_eq!(
+                    std::fs::read(partial.join(file)).unwrap(),
+                    std::fs::read(whole.join(file)).unwrap(),
+                    "{file} after a kill in round {round}"
+                );
+            }
+            user.json(&["verify-backup", partial.to_str().unwrap()]);
+        }
+    }
+    assert!(caught_half_way > 0, "no kill landed during a download");
+    println!(
+        "{caught_half_way} of {rounds} kills landed during a download; each resumed to the same bytes"
+    );
+    // The state the killed processes had open is whole too.
+    assert_eq!(user.messages_in(&id), CHAT);
 }
 
 #[test]
