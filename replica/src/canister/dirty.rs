@@ -384,6 +384,27 @@ mod tests {
     }
 
     #[test]
+    fn writes_to_pages_never_touched_before_are_found() {
+        // A large zeroed allocation is a fresh mapping whose pages the kernel has not
+        // populated (calloc need not touch them), as a heap's are after it grows.
+        let layout = std::alloc::Layout::from_size_align((32 * PAGE) as usize, PAGE as usize);
+        let layout = layout.expect("a valid layout");
+        // SAFETY: the layout is not empty, and the bytes are zeroed.
+        let heap = unsafe {
+            let base = std::alloc::alloc_zeroed(layout);
+            assert!(!base.is_null());
+            std::slice::from_raw_parts_mut(base, layout.size())
+        };
+        let Some(mut tracker) = watch(heap) else {
+            return;
+        };
+        assert_eq!(heap[(3 * PAGE) as usize], 0, "reading a page is no write");
+        heap[(7 * PAGE) as usize + 3] = 1;
+        heap[(20 * PAGE) as usize] = 1;
+        assert_eq!(tracker.written(heap), Some(vec![7, 20]));
+    }
+
+    #[test]
     fn runs_of_consecutive_pages() {
         let runs: Vec<_> = runs(&[1, 2, 3, 7, 9, 10]).collect();
         assert_eq!(runs, vec![1..4, 7..8, 9..11]);
