@@ -405,6 +405,17 @@ mod tests {
     }
 
     #[test]
+    fn a_heap_is_watched_by_one_tracker_at_a_time() {
+        let heap = heap(4);
+        let Some(first) = watch(heap) else {
+            return;
+        };
+        assert!(Tracker::watch(heap).is_none(), "the kernel refuses a second");
+        drop(first);
+        assert!(Tracker::watch(heap).is_some(), "once the first is gone");
+    }
+
+    #[test]
     fn runs_of_consecutive_pages() {
         let runs: Vec<_> = runs(&[1, 2, 3, 7, 9, 10]).collect();
         assert_eq!(runs, vec![1..4, 7..8, 9..11]);

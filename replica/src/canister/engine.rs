@@ -363,6 +363,8 @@ impl Kept {
             _ => false,
         };
         if !protected {
+            // A range can be registered with one userfaultfd at a time: the old one goes first.
+            self.tracker = None;
             self.tracker = Tracker::watch(memory.data(&self.store));
         }
     }
