@@ -46,6 +46,10 @@ pub fn install_icp() -> Result<PathBuf> {
 
 /// Builds the replica binary (a no-op when it is current) and returns its path.
 pub fn replica_binary() -> Result<PathBuf> {
+    let binary = project::target_dir().join("debug/replica");
+    if !binary.is_file() {
+        eprintln!("  building the replica binary, icp-cli's network (the first time only)…");
+    }
     let sh = project::shell()?;
     let cargo = project::cargo();
     cmd!(
@@ -55,5 +59,5 @@ pub fn replica_binary() -> Result<PathBuf> {
     .quiet()
     .run()
     .context("could not build the replica binary")?;
-    Ok(project::target_dir().join("debug/replica"))
+    Ok(binary)
 }

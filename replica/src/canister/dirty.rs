@@ -410,7 +410,10 @@ mod tests {
         let Some(first) = watch(heap) else {
             return;
         };
-        assert!(Tracker::watch(heap).is_none(), "the kernel refuses a second");
+        assert!(
+            Tracker::watch(heap).is_none(),
+            "the kernel refuses a second"
+        );
         drop(first);
         assert!(Tracker::watch(heap).is_some(), "once the first is gone");
     }
