@@ -76,8 +76,8 @@ pub struct Replica {
     /// Set while journaled executions run again at open: they are not journaled twice.
     replaying: bool,
     last_instructions: u64,
-    /// After a checkpoint failed, how many journaled executions wait for the next try: each
-    /// try replays the journal, so retrying on every call would make a full disk crawl.
+    /// After a checkpoint failed, the number of journaled executions at which it is tried
+    /// again: each try replays the journal, so retrying on every call makes a full disk crawl.
     retry_checkpoint_at: usize,
 }
 

@@ -155,7 +155,6 @@ impl Pack {
     }
 }
 
-/// Writes `bytes` to `path` and flushes them to the disk.
 /// Gives the written file `partial` its final name; on failure it is removed.
 pub fn rename_into_place(partial: &Path, path: &Path) -> Result<(), StoreError> {
     fs::rename(partial, path).map_err(|error| {
