@@ -13,6 +13,14 @@ use common::User;
 
 const CHAT: [&str; 3] = ["Hi there!", "second message", "third message"];
 
+/// What a backup holds besides its manifest, in the dfx/icp layout.
+const SNAPSHOT_FILES: [&str; 4] = [
+    "metadata.json",
+    "wasm_module.bin",
+    "wasm_memory.bin",
+    "stable_memory.bin",
+];
+
 /// A chat, a snapshot of it, and that snapshot downloaded to `backup` in `dir`.
 struct Backed {
     user: User,
@@ -64,13 +72,7 @@ fn download_upload_restore_gives_back_the_same_chat() {
     let backup = dir.path().join("chat");
     let downloaded = download(&user, &id, &backup);
     assert_eq!(downloaded["snapshot_id"], id.as_str());
-    for file in [
-        "metadata.json",
-        "wasm_module.bin",
-        "wasm_memory.bin",
-        "stable_memory.bin",
-        "manifest.json",
-    ] {
+    for file in SNAPSHOT_FILES.into_iter().chain(["manifest.json"]) {
         assert!(backup.join(file).is_file(), "no {file} in the backup");
     }
     assert_eq!(
@@ -172,12 +174,7 @@ fn a_download_killed_at_any_moment_resumes_to_the_same_bytes() {
         }
         if partial.exists() {
             user.ok(&["download", &id, "-o", partial.to_str().unwrap()]);
-            for file in [
-                "metadata.json",
-                "wasm_module.bin",
-                "wasm_memory.bin",
-                "stable_memory.bin",
-            ] {
+            for file in SNAPSHOT_FILES {
                 assert_eq!(
                     std::fs::read(partial.join(file)).unwrap(),
                     std::fs::read(whole.join(file)).unwrap(),
