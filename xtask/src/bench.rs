@@ -129,17 +129,36 @@ fn canister_size(artifact: &build::Artifact) -> Vec<Figure> {
     vec![compiled, shrunk]
 }
 
+/// Profile settings of the measured crates in a full run: those of `release`, on the dev
+/// profile that built the xtask, so that its dependencies — wasmtime above all, minutes to
+/// compile — are reused rather than built again. They stay at the dev profile's opt-level 2.
+const MEASURED_OPTIMISED: &[&str] = &[
+    "opt-level=3",
+    "debug-assertions=false",
+    "overflow-checks=false",
+    "codegen-units=16",
+    "incremental=false",
+];
+
 /// Runs one of the replica's benches and reads its figures.
 fn replica_bench(bench: &str, quick: bool, wasm: &Path) -> Result<Vec<Figure>> {
     let sh = project::shell()?;
     let cargo = project::cargo();
-    // `--workspace` resolves features as the tests do, so quick mode reuses their build.
-    let profile: &[&str] = if quick { &["--profile", "dev"] } else { &[] };
+    // Selecting the xtask too resolves every dependency's features as its own build did.
+    let mut options = vec!["--profile".to_owned(), "dev".to_owned()];
+    if !quick {
+        for package in ["replica", "replica-bench"] {
+            for setting in MEASURED_OPTIMISED {
+                options.push("--config".into());
+                options.push(format!("profile.dev.package.{package}.{setting}"));
+            }
+        }
+    }
     let args: &[&str] = if quick { &["--quick"] } else { &[] };
     eprintln!("bench: {bench}{}", if quick { " (quick)" } else { "" });
     let output = cmd!(
         sh,
-        "{cargo} bench --locked --workspace {profile...} --bench {bench} -- {args...}"
+        "{cargo} bench --locked -p xtask -p replica-bench {options...} --bench {bench} -- {args...}"
     )
     .env(CHAT_WASM_ENV, wasm)
     .read()

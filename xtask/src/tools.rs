@@ -52,9 +52,11 @@ pub fn replica_binary() -> Result<PathBuf> {
     }
     let sh = project::shell()?;
     let cargo = project::cargo();
+    // Selecting the xtask too resolves features as its own build did, so the replica's
+    // dependencies (wasmtime above all) are not compiled a second time.
     cmd!(
         sh,
-        "{cargo} build --quiet --locked -p replica --bin replica"
+        "{cargo} build --quiet --locked -p xtask -p replica --bin replica"
     )
     .quiet()
     .run()

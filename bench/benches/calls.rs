@@ -7,7 +7,8 @@
 
 #[path = "common/figures.rs"]
 mod figures;
-#[path = "../tests/common/http_client.rs"]
+// The replica tests' own client, so that the bench signs and reads calls as they do.
+#[path = "../../replica/tests/common/http_client.rs"]
 mod http_client;
 
 use std::time::{Duration, Instant};
