@@ -2,7 +2,8 @@
 //! (snapshots, calls, instructions), the canister's size, the lifecycle's wall time on the
 //! embedded backend and through icp-cli, and the served replica's idle memory — as a
 //! Markdown table and an SVG chart under `target/bench/`. `--quick` (for CI) runs small
-//! sizes on the dev profile in seconds, so that the harness never rots.
+//! sizes, without recompiling the measured crates at release settings, in seconds, so that
+//! the harness never rots.
 
 use std::{
     io::{BufRead, BufReader},
@@ -99,7 +100,7 @@ pub fn run(quick: bool) -> Result<()> {
     println!("{table}");
     if quick {
         println!(
-            "quick mode: small sizes on the dev profile, to keep the harness working — not the figures of BENCHMARKS.md"
+            "quick mode: small sizes, unoptimised crates, to keep the harness working — not the figures of BENCHMARKS.md"
         );
     }
     println!(
