@@ -102,6 +102,10 @@ pub enum StoreError {
     #[error("{} is corrupt: {what}; restore it from a backup or start from a fresh state directory", path.display())]
     Corrupt { path: PathBuf, what: String },
     #[error(
+        "a canister memory of {bytes} bytes does not fit in this machine's memory; load a smaller snapshot or reinstall the canister"
+    )]
+    OutOfMemory { bytes: u64 },
+    #[error(
         "{} was written by an unsupported format version {found} (this replica reads version {supported})",
         path.display()
     )]

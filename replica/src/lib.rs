@@ -5,6 +5,7 @@
 //! `management` (the `aaaaa-aa` methods) → `canister` (state, System API, execution) →
 //! `store` (persistence).
 
+mod candid_args;
 pub mod canister;
 pub mod error;
 pub mod fault;

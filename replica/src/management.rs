@@ -2,27 +2,25 @@
 //! snapshots, with the IC's permissions, reject codes and messages (IC interface spec,
 //! "The IC management canister"; ic-interface.md §1–2 for snapshots and status).
 
-use candid::{CandidType, Decode, Encode, Principal};
+use candid::{CandidType, Encode, Principal};
 use ic_management_canister_types as ic;
 use serde::de::DeserializeOwned;
 
 use crate::canister::{
-    InstallMode, Message,
+    InstallMode, Message, chunks,
     env::Context,
+    module::MAX_MODULE_BYTES,
     state::{CanisterState, Settings, Snapshot, Status, Visibility, nat},
     transfer,
 };
 use crate::error::{ErrorCode, Reject};
 use crate::replica::Replica;
-use crate::{ids, store};
+use crate::{candid_args, ids, store};
 
 /// Snapshots a canister may hold (`MAX_NUMBER_OF_SNAPSHOTS_PER_CANISTER`).
 pub const MAX_SNAPSHOTS: usize = 10;
 /// Cycles a canister gets from `provisional_create_canister_with_cycles` without an amount.
 const DEFAULT_CYCLES: u128 = 100_000_000_000_000;
-/// Largest chunk of the wasm chunk store, and how many it holds.
-const MAX_CHUNK_BYTES: usize = 1024 * 1024;
-const MAX_CHUNKS: usize = 100;
 /// Calls `method` of the management canister for `sender`. `query` is set for query calls,
 /// which only `canister_status` and `fetch_canister_logs` answer.
 pub fn call(
@@ -104,7 +102,7 @@ impl Call<'_> {
         &mut self,
         f: fn(&mut Self, A) -> Outcome<R>,
     ) -> Outcome<Vec<u8>> {
-        let arg = Decode!(self.arg, A).map_err(|e| {
+        let arg = candid_args::decode::<A>(self.arg).map_err(|e| {
             Reject::new(
                 ErrorCode::InvalidManagementPayload,
                 format!(
@@ -210,25 +208,8 @@ impl Call<'_> {
 
     fn upload_chunk(&mut self, args: ic::UploadChunkArgs) -> Outcome<ic::ChunkHash> {
         let state = self.controlled(args.canister_id)?;
-        if args.chunk.len() > MAX_CHUNK_BYTES {
-            return Err(Reject::new(
-                ErrorCode::CanisterRejectedMessage,
-                format!(
-                    "Wasm chunk size {} exceeds the maximum chunk size of {MAX_CHUNK_BYTES} bytes.",
-                    args.chunk.len()
-                ),
-            ));
-        }
         let hash = store::hash(&args.chunk);
-        if !state.chunks.contains_key(&hash) && state.chunks.len() >= MAX_CHUNKS {
-            return Err(Reject::new(
-                ErrorCode::CanisterRejectedMessage,
-                format!(
-                    "The wasm chunk store of canister {} is full ({MAX_CHUNKS} chunks); clear it first.",
-                    args.canister_id
-                ),
-            ));
-        }
+        chunks::check_insert(&state.chunks, &hash, args.chunk.len())?;
         state.chunks.insert(hash, args.chunk.len() as u64);
         self.replica.store.put_hashed(hash, &args.chunk);
         Ok(ic::ChunkHash {
@@ -252,19 +233,23 @@ impl Call<'_> {
 
     fn install_chunked_code(&mut self, args: ic::InstallChunkedCodeArgs) -> Outcome<()> {
         let store_id = args.store_canister.unwrap_or(args.target_canister);
-        let chunks = self.controlled(store_id)?.chunks.clone();
+        let stored = self.controlled(store_id)?.chunks.clone();
         let mut wasm = Vec::new();
         for chunk in &args.chunk_hashes_list {
             let hash: Option<store::Hash> = chunk.hash.as_slice().try_into().ok();
-            let Some(hash) = hash.filter(|h| chunks.contains_key(h)) else {
-                return Err(Reject::new(
-                    ErrorCode::CanisterRejectedMessage,
-                    format!(
-                        "Error from Wasm chunk store: Chunk {} is not present in the chunk store of canister {store_id}.",
-                        store::hex(&chunk.hash)
-                    ),
-                ));
+            let Some(hash) = hash.filter(|h| stored.contains_key(h)) else {
+                return Err(chunks::error(format!(
+                    "Chunk {} is not present in the chunk store of canister {store_id}.",
+                    store::hex(&chunk.hash)
+                )));
             };
+            // A short list may name one chunk many times: stop before the module outgrows
+            // what any install accepts, rather than assemble gigabytes.
+            if wasm.len() as u64 + stored[&hash] > MAX_MODULE_BYTES as u64 {
+                return Err(chunks::error(format!(
+                    "The chunks listed add up to more than the {MAX_MODULE_BYTES} bytes a wasm module may have."
+                )));
+            }
             let bytes = self
                 .replica
                 .store
@@ -274,14 +259,11 @@ impl Call<'_> {
         }
         let hash = store::hash(&wasm);
         if hash.as_slice() != args.wasm_module_hash {
-            return Err(Reject::new(
-                ErrorCode::CanisterRejectedMessage,
-                format!(
-                    "Error from Wasm chunk store: Wasm module hash {} does not match given hash {}.",
-                    store::hex(&hash),
-                    store::hex(&args.wasm_module_hash)
-                ),
-            ));
+            return Err(chunks::error(format!(
+                "Wasm module hash {} does not match given hash {}.",
+                store::hex(&hash),
+                store::hex(&args.wasm_module_hash)
+            )));
         }
         self.install(args.target_canister, args.mode, &wasm, &args.arg)
     }
@@ -321,18 +303,20 @@ impl Call<'_> {
         Ok(())
     }
 
+    /// Each start and stop counts as a change of the canister (`canister_version`), even of
+    /// one already so, and a stop's passing from stopping to stopped counts once more (IC
+    /// interface spec, "IC method start_canister" and "stop_canister").
     fn start(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
         let canister = self.controlled(args.canister_id)?;
-        if canister.status != Status::Running {
-            canister.status = Status::Running;
-            canister.version += 1;
-        }
+        canister.status = Status::Running;
+        canister.version += 1;
         Ok(())
     }
 
     /// Replies once the canister is stopped; with no calls in flight that is at once.
     fn stop(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
         let canister = self.controlled(args.canister_id)?;
+        canister.version += 1;
         if canister.status != Status::Stopped {
             canister.status = Status::Stopped;
             canister.version += 1;
@@ -512,10 +496,19 @@ impl Call<'_> {
         args: ic::UploadCanisterSnapshotMetadataArgs,
     ) -> Outcome<ic::UploadCanisterSnapshotMetadataResult> {
         let time = self.time;
-        let state = self.controlled(args.canister_id)?;
-        check_room(state, args.replace_snapshot.as_deref())?;
+        check_room(
+            self.controlled(args.canister_id)?,
+            args.replace_snapshot.as_deref(),
+        )?;
+        let replica = &mut *self.replica;
+        let canister = replica
+            .canisters
+            .get_mut(&args.canister_id)
+            .expect("checked");
+        let memory64 = canister.memory64(&replica.engine, &replica.store)?;
+        let state = &mut canister.state;
         let id = ids::snapshot_id(state.next_snapshot, &state.id);
-        let snapshot = transfer::from_metadata(id.clone(), time, state.version, &args)?;
+        let snapshot = transfer::from_metadata(id.clone(), time, state.version, memory64, &args)?;
         state.next_snapshot += 1;
         if let Some(replaced) = &args.replace_snapshot {
             state.snapshots.retain(|s| &s.id != replaced);

@@ -2,10 +2,11 @@
 //! `canister create` / `deploy`): the cycles ledger's `create_canister`, and the cycles
 //! minting canister's `get_default_subnets`, answering this replica's own subnet.
 
-use candid::{CandidType, Decode, Encode, Nat, Principal};
+use candid::{CandidType, Encode, Nat, Principal};
 use ic_management_canister_types as ic;
 use serde::Deserialize;
 
+use crate::candid_args;
 use crate::error::{ErrorCode, Reject};
 use crate::management;
 use crate::replica::Replica;
@@ -83,7 +84,7 @@ fn create_canister(
     arg: &[u8],
     time: u64,
 ) -> Result<Vec<u8>, Reject> {
-    let args = Decode!(arg, CreateCanisterArgs).map_err(|e| {
+    let args = candid_args::decode::<CreateCanisterArgs>(arg).map_err(|e| {
         Reject::new(
             ErrorCode::InvalidManagementPayload,
             format!("create_canister: the argument does not decode: {e}"),

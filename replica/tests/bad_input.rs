@@ -586,6 +586,45 @@ bad_input!(management_malformed_candid, |w| {
     .refused("Error decoding candid");
 });
 
+bad_input!(management_candid_that_declares_a_vast_skipped_field, |w| {
+    w.call(
+        Some(&w.admin),
+        Principal::management_canister(),
+        w.chat,
+        "stop_canister",
+        vast_extra_field(w.chat),
+    )
+    .refused("Error decoding candid");
+});
+
+/// `record { canister_id; <another field> : vec null }` whose `vec null` claims 2^40
+/// elements: 40-odd bytes that a decoder without a skipping quota works through for hours.
+fn vast_extra_field(canister: Principal) -> Vec<u8> {
+    fn leb128(out: &mut Vec<u8>, mut n: u64) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let field = u64::from(candid::idl_hash("canister_id"));
+    let mut bytes = b"DIDL".to_vec();
+    bytes.extend([2, 0x6d, 0x7f, 0x6c, 2]); // two types: vec null; a record of two fields
+    leb128(&mut bytes, field);
+    bytes.push(0x68); // principal
+    leb128(&mut bytes, field + 1);
+    bytes.extend([0, 1, 1]); // the vec null (type 0); one argument, of type 1
+    bytes.push(1);
+    leb128(&mut bytes, canister.as_slice().len() as u64);
+    bytes.extend(canister.as_slice());
+    leb128(&mut bytes, 1 << 40);
+    bytes
+}
+
 bad_input!(management_unknown_method, |w| {
     w.manage(
         w.chat,

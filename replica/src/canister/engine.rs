@@ -318,9 +318,9 @@ fn instantiate(
             }
             memory.data_mut(&mut *store)[..state.heap.len()].copy_from_slice(&state.heap);
         }
-        for (name, value) in compiled.info.globals.iter().zip(&state.globals) {
+        for (exported, value) in compiled.info.globals.iter().zip(&state.globals) {
             let global = instance
-                .get_global(&mut *store, name)
+                .get_global(&mut *store, &exported.name)
                 .expect("prepared modules export their globals");
             global.set(&mut *store, to_val(*value))?;
         }
@@ -402,10 +402,10 @@ impl Kept {
             }
             self.settle(pages.as_deref());
         }
-        for (name, value) in compiled.info.globals.iter().zip(&state.globals) {
+        for (exported, value) in compiled.info.globals.iter().zip(&state.globals) {
             let global = self
                 .instance
-                .get_global(&mut self.store, name)
+                .get_global(&mut self.store, &exported.name)
                 .expect("prepared modules export their globals");
             global.set(&mut self.store, to_val(*value))?;
         }
@@ -480,11 +480,28 @@ fn globals(store: &mut Store<Env>, compiled: &Compiled, instance: &Instance) -> 
         .info
         .globals
         .iter()
-        .map(|name| {
-            let global = instance.get_global(&mut *store, name).expect("exported");
+        .map(|exported| {
+            let global = instance
+                .get_global(&mut *store, &exported.name)
+                .expect("exported");
             from_val(global.get(&mut *store))
         })
         .collect()
+}
+
+impl Global {
+    /// Whether this value fits a global of type `ty`.
+    pub fn fits(&self, ty: wasmparser::ValType) -> bool {
+        use wasmparser::ValType;
+        matches!(
+            (self, ty),
+            (Global::I32(_), ValType::I32)
+                | (Global::I64(_), ValType::I64)
+                | (Global::F32(_), ValType::F32)
+                | (Global::F64(_), ValType::F64)
+                | (Global::V128(_), ValType::V128)
+        )
+    }
 }
 
 fn to_val(global: Global) -> Val {

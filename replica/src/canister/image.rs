@@ -57,7 +57,7 @@ impl MemoryImage {
 
     /// The memory's bytes, each page checked against its hash.
     pub fn restore(&self, store: &Store) -> Result<Vec<u8>, StoreError> {
-        let mut bytes = vec![0; self.len as usize];
+        let mut bytes = zeroed(self.len)?;
         for (index, page) in bytes.chunks_mut(PAGE as usize).enumerate() {
             let hash = self.page(index).expect("one hash per page");
             if hash != ZERO {
@@ -152,7 +152,11 @@ impl MemoryImage {
         current: &MemoryImage,
         bytes: &mut Vec<u8>,
     ) -> Result<Vec<u64>, StoreError> {
-        bytes.resize(self.len as usize, 0);
+        let len = self.len as usize;
+        bytes
+            .try_reserve(len.saturating_sub(bytes.len()))
+            .map_err(|_| StoreError::OutOfMemory { bytes: self.len })?;
+        bytes.resize(len, 0);
         let mut changed = Vec::new();
         for (index, page) in bytes.chunks_mut(PAGE as usize).enumerate() {
             let hash = self.page(index).expect("one hash per page");
@@ -182,4 +186,26 @@ impl MemoryImage {
             .map(|h| h.try_into().expect("32 bytes"))
             .filter(|h| *h != ZERO)
     }
+}
+
+/// `len` zero bytes, or an error rather than an abort when the machine cannot hold them (an
+/// uploaded snapshot may declare up to 500 GiB of stable memory). The allocator hands out
+/// fresh zero pages for large sizes, so nothing is written until the pages are used.
+fn zeroed(len: u64) -> Result<Vec<u8>, StoreError> {
+    let out_of_memory = StoreError::OutOfMemory { bytes: len };
+    let Ok(len) = usize::try_from(len) else {
+        return Err(out_of_memory);
+    };
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u8>(len).map_err(|_| out_of_memory)?;
+    // SAFETY: `layout` has a non-zero size. A non-null result is `len` zeroed bytes from the
+    // global allocator with the alignment of `u8`: a valid buffer for a `Vec<u8>` of length
+    // and capacity `len`, which then owns and frees it.
+    let bytes = unsafe {
+        let pointer = std::alloc::alloc_zeroed(layout);
+        (!pointer.is_null()).then(|| Vec::from_raw_parts(pointer, len, len))
+    };
+    bytes.ok_or(StoreError::OutOfMemory { bytes: len as u64 })
 }

@@ -2,6 +2,7 @@
 //! `Canister` ties them together — it runs messages, installs code and takes and loads
 //! snapshots, leaving permissions and routing to the replica above it.
 
+pub mod chunks;
 mod dirty;
 pub mod engine;
 pub mod env;
@@ -50,6 +51,15 @@ struct Unsaved {
     stable: BTreeSet<u64>,
     /// `None` when any heap page may have changed.
     heap: Option<BTreeSet<u64>>,
+}
+
+/// What an install hands to the new code: stable memory, the heap when it is kept, and the
+/// certified data.
+#[derive(Default)]
+struct Carried {
+    stable: Vec<u8>,
+    heap: Option<WasmState>,
+    certified_data: Vec<u8>,
 }
 
 /// How to install code (`install_code`'s mode, decoded).
@@ -115,6 +125,13 @@ impl Canister {
         Ok(self.live.as_mut())
     }
 
+    /// Whether the installed module is wasm64 (false when there is none).
+    pub fn memory64(&mut self, engine: &Engine, store: &Store) -> Result<bool, Reject> {
+        Ok(self
+            .live(engine, store)?
+            .is_some_and(|live| live.compiled.info.memory64))
+    }
+
     /// Whether the installed module exports `entry`; `None` when there is no module.
     pub fn exports(
         &mut self,
@@ -161,14 +178,16 @@ impl Canister {
         env.stable = StableMemory::new(stable);
         env.certified_data = self.state.certified_data.clone();
         env.global_timer = self.state.global_timer;
-        let limit = match self.state.settings.wasm_memory_limit {
-            0 => u64::MAX,
-            limit => limit,
-        };
-        env.heap_limit = if memory64 {
-            limit
-        } else {
-            limit.min(MAX_WASM32_HEAP)
+        let hard = if memory64 { u64::MAX } else { MAX_WASM32_HEAP };
+        // The `wasm_memory_limit` setting holds only in update, init and post_upgrade (IC
+        // interface spec, "wasm_memory_limit"), so a canister at its limit can be upgraded.
+        let limited = matches!(
+            message.context,
+            Context::Update | Context::Init | Context::PostUpgrade
+        );
+        env.heap_limit = match self.state.settings.wasm_memory_limit {
+            limit if limited && limit != 0 => limit.min(hard),
+            _ => hard,
         };
         env
     }
@@ -293,8 +312,8 @@ impl Canister {
         message: &Message,
     ) -> Result<(), Reject> {
         let compiled = engine.compile(wasm)?;
-        let (stable, heap) = match mode {
-            InstallMode::Install | InstallMode::Reinstall => (Vec::new(), None),
+        let carried = match mode {
+            InstallMode::Install | InstallMode::Reinstall => Carried::default(),
             InstallMode::Upgrade {
                 skip_pre_upgrade,
                 keep_heap,
@@ -313,10 +332,14 @@ impl Canister {
                 context,
                 ..*message
             },
-            stable,
+            carried.stable,
             compiled.info.memory64,
         );
-        env.certified_data.clear();
+        // IC interface spec, "IC method install_code": the new code starts with no timer, and
+        // with the certified data the old code left on upgrade (none otherwise).
+        env.certified_data = carried.certified_data;
+        env.global_timer = 0;
+        let heap = carried.heap;
         let start = heap.is_none();
         let outcome = engine.run(&compiled, heap.as_ref(), env, start, Some(entry));
         let mut env = outcome.env;
@@ -350,7 +373,6 @@ impl Canister {
         self.unsaved = None;
         self.capture(store, None);
         self.state.certified_data = env.certified_data;
-        // install_code deactivates the timer unless the new code sets it again.
         self.state.global_timer = env.global_timer;
         self.state.version += 1;
         self.state.log(logs);
@@ -370,8 +392,7 @@ impl Canister {
         Ok(())
     }
 
-    /// Runs `canister_pre_upgrade` on the old code; returns the stable memory it leaves and,
-    /// when the heap is kept, the old wasm state.
+    /// Runs `canister_pre_upgrade` on the old code; returns what it leaves to the new code.
     fn pre_upgrade(
         &mut self,
         engine: &Engine,
@@ -379,7 +400,7 @@ impl Canister {
         message: &Message,
         skip: bool,
         keep_heap: bool,
-    ) -> Result<(Vec<u8>, Option<WasmState>), Reject> {
+    ) -> Result<Carried, Reject> {
         let Some(live) = self.live(engine, store)? else {
             return Err(Reject::new(
                 ErrorCode::CanisterWasmModuleNotFound,
@@ -391,9 +412,13 @@ impl Canister {
         };
         let compiled = live.compiled.clone();
         let (wasm, stable) = (live.wasm.clone(), live.stable.clone());
-        let kept = keep_heap.then(|| wasm.clone());
+        let heap = keep_heap.then(|| wasm.clone());
         if skip {
-            return Ok((stable, kept));
+            return Ok(Carried {
+                stable,
+                heap,
+                certified_data: self.state.certified_data.clone(),
+            });
         }
         let env = self.env(
             &Message {
@@ -410,15 +435,23 @@ impl Canister {
             false,
             Some("canister_pre_upgrade"),
         );
+        let certified_data = outcome.env.certified_data;
         let (stable, _) = outcome.env.stable.finish();
-        outcome.result.map(|_| (stable, kept))
+        outcome.result.map(|_| Carried {
+            stable,
+            heap,
+            certified_data,
+        })
     }
 
-    /// Removes the code and its memories; the canister stays, empty.
+    /// Removes the code, its memories, the chunk store and the logs; the canister stays,
+    /// empty (IC interface spec, "IC method uninstall_code").
     pub fn uninstall(&mut self, time: u64, caller: Principal) {
         self.state.code = None;
         self.live = None;
         self.unsaved = None;
+        self.state.chunks.clear();
+        self.state.logs.clear();
         self.state.certified_data.clear();
         self.state.global_timer = 0;
         self.state.version += 1;
@@ -436,7 +469,7 @@ impl Canister {
             certified_data: self.state.certified_data.clone(),
             chunks: self.state.chunks.clone(),
             canister_version: self.state.version,
-            global_timer: self.state.global_timer,
+            global_timer: Some(self.state.global_timer),
         })
     }
 
@@ -455,8 +488,10 @@ impl Canister {
         self.state.code = Some(code);
         self.state.certified_data = snapshot.certified_data.clone();
         self.state.chunks = snapshot.chunks.clone();
-        if snapshot.uploaded() {
-            self.state.global_timer = snapshot.global_timer;
+        // Only an uploaded snapshot that names a timer sets it (IC interface spec, "IC method
+        // load_canister_snapshot"); a taken one leaves the canister's.
+        if let (true, Some(timer)) = (snapshot.uploaded(), snapshot.global_timer) {
+            self.state.global_timer = timer;
         }
         self.state.version += 1;
         self.state.record(
@@ -489,9 +524,16 @@ impl Canister {
             (Some(live), Some(current)) if current.module == code.module => live.compiled.clone(),
             _ => engine.compile(&store.get(&code.module).map_err(fail)?)?,
         };
-        if check_globals && compiled.info.globals.len() != code.globals.len() {
+        // An uploaded snapshot's globals must be the module's, in number and type.
+        let expected = &compiled.info.globals;
+        let globals_match = expected.len() == code.globals.len()
+            && expected
+                .iter()
+                .zip(&code.globals)
+                .all(|(e, g)| g.fits(e.ty));
+        if check_globals && !globals_match {
             return Err(Reject::new(
-                ErrorCode::CanisterRejectedMessage,
+                ErrorCode::InvalidManagementPayload,
                 "Wasm exported globals of canister module and snapshot metadata do not match.",
             ));
         }

@@ -24,8 +24,8 @@ pub struct ModuleInfo {
     pub memory64: bool,
     pub has_memory: bool,
     pub has_start: bool,
-    /// Names under which the mutable globals are exported, in index order.
-    pub globals: Vec<String>,
+    /// The mutable globals, in index order, as the replica exports them.
+    pub globals: Vec<ExportedGlobal>,
     pub entry_points: BTreeSet<String>,
     pub metadata: Metadata,
     /// `ic0` functions the module imports.
@@ -33,6 +33,13 @@ pub struct ModuleInfo {
     /// Whether messages may run one after another on one instance: no instruction changes
     /// a table or drops a segment, state that a fresh instance per message would reset.
     pub reusable: bool,
+}
+
+/// A mutable global: the name the replica exports it under, and its type.
+#[derive(Debug)]
+pub struct ExportedGlobal {
+    pub name: String,
+    pub ty: wasmparser::ValType,
 }
 
 fn invalid(message: impl std::fmt::Display) -> Reject {
@@ -145,11 +152,15 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
             }
             Payload::GlobalSection(reader) => {
                 for (i, global) in reader.clone().into_iter().enumerate() {
-                    if global.map_err(invalid)?.ty.mutable {
-                        info.globals.push(format!(
-                            "{GLOBAL_EXPORT_PREFIX}{}",
-                            imported_globals as usize + i
-                        ));
+                    let ty = global.map_err(invalid)?.ty;
+                    if ty.mutable {
+                        info.globals.push(ExportedGlobal {
+                            name: format!(
+                                "{GLOBAL_EXPORT_PREFIX}{}",
+                                imported_globals as usize + i
+                            ),
+                            ty: ty.content_type,
+                        });
                     }
                 }
             }
@@ -262,7 +273,7 @@ fn add_state_exports(
     for name in info
         .globals
         .iter()
-        .map(String::as_str)
+        .map(|g| g.name.as_str())
         .chain([MEMORY_EXPORT])
     {
         if existing.contains(name) {
@@ -271,7 +282,7 @@ fn add_state_exports(
             )));
         }
     }
-    for name in &info.globals {
+    for ExportedGlobal { name, .. } in &info.globals {
         let index = name[GLOBAL_EXPORT_PREFIX.len()..]
             .parse()
             .expect("we wrote the index");

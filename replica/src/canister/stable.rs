@@ -28,11 +28,15 @@ impl StableMemory {
         self.bytes.len() as u64 / PAGE
     }
 
-    /// Grows by `new_pages`; returns the old size in pages, or `None` past `max_pages`.
+    /// Grows by `new_pages`; returns the old size in pages, or `None` past `max_pages` or
+    /// when the machine cannot hold that much (the canister sees -1, as on a subnet out of
+    /// memory, and the replica does not abort).
     pub fn grow(&mut self, new_pages: u64, max_pages: u64) -> Option<u64> {
         let old = self.pages();
         let total = old.checked_add(new_pages).filter(|t| *t <= max_pages)?;
-        self.bytes.resize((total * PAGE) as usize, 0);
+        let len = usize::try_from(total * PAGE).ok()?;
+        self.bytes.try_reserve(len - self.bytes.len()).ok()?;
+        self.bytes.resize(len, 0);
         Some(old)
     }
 

@@ -7,6 +7,7 @@ use candid::{Nat, Principal};
 use ic_management_canister_types as ic;
 use serde::{Deserialize, Serialize};
 
+use super::chunks;
 use super::engine::Global;
 use super::image::MemoryImage;
 use crate::store::Hash;
@@ -110,7 +111,9 @@ pub struct Snapshot {
     /// Chunk hash → size.
     pub chunks: BTreeMap<Hash, u64>,
     pub canister_version: u64,
-    pub global_timer: u64,
+    /// The global timer (0: inactive). `None` only for an uploaded snapshot whose metadata
+    /// left it out: loading it keeps the canister's timer.
+    pub global_timer: Option<u64>,
 }
 
 impl Snapshot {
@@ -125,7 +128,7 @@ impl Snapshot {
             + self.code.heap.len
             + self.code.stable.len
             + 8 * self.code.globals.len() as u64
-            + self.chunks.values().sum::<u64>()
+            + chunks::usage(&self.chunks)
             + self.certified_data.len() as u64
     }
 }
@@ -243,7 +246,7 @@ impl CanisterState {
     }
 
     pub fn chunk_store_size(&self) -> u64 {
-        self.chunks.values().sum()
+        chunks::usage(&self.chunks)
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use candid::Nat;
 use ic_management_canister_types as ic;
 
+use super::chunks;
 use super::engine::Global;
 use super::image::MemoryImage;
 use super::module::MAX_MODULE_BYTES;
@@ -16,12 +17,11 @@ use crate::store::{self, Store};
 
 /// Largest slice one `read_canister_snapshot_data` returns.
 pub const MAX_SLICE_BYTES: u64 = 2_000_000;
-/// Largest heap a snapshot may declare (wasm64's 6 GiB; wasm32 modules are held to 4 GiB
-/// when they run).
-const MAX_HEAP_BYTES: u64 = 6 << 30;
+/// Largest heap an uploaded snapshot may declare: 4 GiB for a canister whose module is
+/// wasm32 or that has none, wasm64's 6 GiB otherwise (the IC's snapshot metadata checks).
+const MAX_WASM32_HEAP_BYTES: u64 = 4 << 30;
+const MAX_WASM64_HEAP_BYTES: u64 = 6 << 30;
 const MAX_GLOBALS: usize = 1000;
-const MAX_CHUNK_BYTES: usize = 1024 * 1024;
-const MAX_CHUNKS: usize = 100;
 
 fn bad(message: impl Into<String>) -> Reject {
     Reject::new(ErrorCode::InvalidManagementPayload, message)
@@ -56,7 +56,7 @@ pub fn metadata(snapshot: &Snapshot) -> ic::ReadCanisterSnapshotMetadataResult {
             .collect(),
         canister_version: snapshot.canister_version,
         certified_data: snapshot.certified_data.clone(),
-        global_timer: Some(match snapshot.global_timer {
+        global_timer: snapshot.global_timer.map(|at| match at {
             0 => ic::CanisterTimer::Inactive,
             at => ic::CanisterTimer::Active(at),
         }),
@@ -129,8 +129,14 @@ pub fn from_metadata(
     id: Vec<u8>,
     time: u64,
     canister_version: u64,
+    memory64: bool,
     args: &ic::UploadCanisterSnapshotMetadataArgs,
 ) -> Result<Snapshot, Reject> {
+    let max_heap = if memory64 {
+        MAX_WASM64_HEAP_BYTES
+    } else {
+        MAX_WASM32_HEAP_BYTES
+    };
     let module_size = args.wasm_module_size;
     if module_size == 0 || module_size > MAX_MODULE_BYTES as u64 {
         return Err(bad(format!(
@@ -138,7 +144,7 @@ pub fn from_metadata(
         )));
     }
     for (name, size, max) in [
-        ("wasm_memory_size", args.wasm_memory_size, MAX_HEAP_BYTES),
+        ("wasm_memory_size", args.wasm_memory_size, max_heap),
         (
             "stable_memory_size",
             args.stable_memory_size,
@@ -174,10 +180,10 @@ pub fn from_metadata(
         certified_data: args.certified_data.clone(),
         chunks: BTreeMap::new(),
         canister_version,
-        global_timer: match args.global_timer {
-            Some(ic::CanisterTimer::Active(at)) => at,
-            _ => 0,
-        },
+        global_timer: args.global_timer.as_ref().map(|timer| match timer {
+            ic::CanisterTimer::Active(at) => *at,
+            ic::CanisterTimer::Inactive => 0,
+        }),
     })
 }
 
@@ -196,17 +202,7 @@ pub fn write(
     };
     let (image, offset, name) = match kind {
         ic::SnapshotDataOffset::WasmChunk => {
-            if chunk.len() > MAX_CHUNK_BYTES {
-                return Err(bad(format!(
-                    "Wasm chunk size {} exceeds the maximum chunk size of {MAX_CHUNK_BYTES} bytes.",
-                    chunk.len()
-                )));
-            }
-            if snapshot.chunks.len() >= MAX_CHUNKS {
-                return Err(bad(format!(
-                    "The snapshot's chunk store is full ({MAX_CHUNKS} chunks)."
-                )));
-            }
+            chunks::check_insert(&snapshot.chunks, &store::hash(chunk), chunk.len())?;
             let hash = store.put(chunk);
             snapshot.chunks.insert(hash, chunk.len() as u64);
             return Ok(());

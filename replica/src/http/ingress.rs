@@ -3,9 +3,11 @@
 //! signatures (Ed25519, ECDSA secp256k1 and P-256) and delegation chains, and the effective
 //! canister id.
 
-use candid::{Decode, Principal};
+use candid::Principal;
 use ic_management_canister_types as ic;
 use ic_transport_types::{Envelope, EnvelopeContent, RequestId, SignedDelegation};
+
+use crate::candid_args;
 
 /// Ingress may expire at most this far ahead (5 minutes), plus clock skew.
 const MAX_EXPIRY_AHEAD_NS: u64 = (5 * 60 + 30) * 1_000_000_000;
@@ -170,10 +172,10 @@ pub fn effective_canister(canister: &Principal, method: &str, arg: &[u8]) -> Opt
     }
     match method {
         "create_canister" | "provisional_create_canister_with_cycles" => None,
-        "install_chunked_code" => Decode!(arg, ic::InstallChunkedCodeArgs)
+        "install_chunked_code" => candid_args::decode::<ic::InstallChunkedCodeArgs>(arg)
             .ok()
             .map(|a| a.target_canister),
-        _ => Decode!(arg, ic::CanisterIdRecord)
+        _ => candid_args::decode::<ic::CanisterIdRecord>(arg)
             .ok()
             .map(|a| a.canister_id),
     }

@@ -109,7 +109,19 @@ type Region = (
 
 /// Copies snapshot `id` of `canister` into a new, uploaded snapshot; returns its id.
 pub fn copy(local: &mut Local, canister: Principal, id: &[u8]) -> Result<Vec<u8>, Reject> {
+    copy_edited(local, canister, id, |_| {})
+}
+
+/// Copies snapshot `id` as `copy` does, with its metadata changed by `edit` on the way.
+pub fn copy_edited(
+    local: &mut Local,
+    canister: Principal,
+    id: &[u8],
+    edit: impl FnOnce(&mut ic::ReadCanisterSnapshotMetadataResult),
+) -> Result<Vec<u8>, Reject> {
     let metadata = read_metadata(local, canister, id);
+    let mut edited = metadata.clone();
+    edit(&mut edited);
     let regions: [Region; 3] = [
         (
             metadata.wasm_module_size,
@@ -127,7 +139,7 @@ pub fn copy(local: &mut Local, canister: Principal, id: &[u8]) -> Result<Vec<u8>
             |offset| ic::SnapshotDataOffset::StableMemory { offset },
         ),
     ];
-    let uploaded = upload_metadata(local, canister, &metadata)?;
+    let uploaded = upload_metadata(local, canister, &edited)?;
     for (size, read, write) in regions {
         let bytes = download(local, canister, id, size, read);
         for (i, slice) in bytes.chunks(SLICE as usize).enumerate() {
