@@ -13,7 +13,9 @@ use candid::{CandidType, Encode, Principal};
 use common::{Local, Served, chat_wasm, user, wat};
 use http_client::{call_content, envelope, now, principal_of};
 use ic_management_canister_types as ic;
-use ic_transport_types::{Delegation, Envelope, EnvelopeContent, QueryResponse, SignedDelegation};
+use ic_transport_types::{
+    Delegation, DelegationPermissions, Envelope, EnvelopeContent, QueryResponse, SignedDelegation,
+};
 
 /// A canister that misbehaves on request: each method counts itself (heap and global) before
 /// it fails, so a rollback is visible in `count`.
@@ -456,6 +458,37 @@ bad_input!(http_bogus_delegation, |w| {
         &bogus.encode_bytes(),
     )
     .refused("delegation 0 has an invalid signature");
+});
+
+bad_input!(http_call_under_a_queries_only_delegation, |w| {
+    let session = Key::generate();
+    let delegation = Delegation {
+        pubkey: session.public_key().serialize_rfc8410_der(),
+        expiration: in_a_minute(),
+        targets: None,
+        permissions: Some(DelegationPermissions::Queries),
+    };
+    let signed = SignedDelegation {
+        signature: w.admin.sign_message(&delegation.signable()).to_vec(),
+        delegation,
+    };
+    let content = signed_append(w, &w.admin, in_a_minute());
+    let message = [
+        b"\x0Aic-request".as_slice(),
+        content.to_request_id().as_slice(),
+    ]
+    .concat();
+    let envelope = Envelope {
+        content: std::borrow::Cow::Owned(content),
+        sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
+        sender_sig: Some(session.sign_message(&message).to_vec()),
+        sender_delegation: Some(vec![signed]),
+    };
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &envelope.encode_bytes(),
+    )
+    .refused("permits only queries");
 });
 
 bad_input!(

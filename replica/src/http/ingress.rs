@@ -5,7 +5,9 @@
 
 use candid::Principal;
 use ic_management_canister_types as ic;
-use ic_transport_types::{Envelope, EnvelopeContent, RequestId, SignedDelegation};
+use ic_transport_types::{
+    DelegationPermissions, Envelope, EnvelopeContent, RequestId, SignedDelegation,
+};
 
 use crate::candid_args;
 
@@ -83,11 +85,18 @@ pub fn authenticate(body: &[u8], now: u64) -> Result<Ingress, BadRequest> {
             )));
         }
         let delegations = envelope.sender_delegation.unwrap_or_default();
-        let (signer, targets) = follow_delegations(pubkey, &delegations, now)?;
+        let chain = follow_delegations(pubkey, &delegations, now)?;
         let message = [b"\x0Aic-request".as_slice(), request_id.as_slice()].concat();
-        verify(&signer, &message, &signature)
+        verify(&chain.signer, &message, &signature)
             .map_err(|e| bad(format!("the request signature is invalid: {e}")))?;
-        targets
+        // IC interface spec, "Authentication": a delegation with `permissions = queries`
+        // admits only queries and read_state requests.
+        if chain.queries_only && matches!(content, EnvelopeContent::Call { .. }) {
+            return Err(bad(
+                "a delegation in the chain permits only queries and read_state requests, not calls; sign calls with a delegation that permits all requests",
+            ));
+        }
+        chain.targets
     };
     Ok(Ingress {
         content,
@@ -96,13 +105,22 @@ pub fn authenticate(body: &[u8], now: u64) -> Result<Ingress, BadRequest> {
     })
 }
 
-/// Checks a delegation chain from `pubkey`; returns the key that must sign the request and
-/// the canisters the chain allows (the intersection of all targets).
+/// What a checked delegation chain allows.
+struct Chain {
+    /// The key that must sign the request.
+    signer: Vec<u8>,
+    /// The canisters the request may reach (the intersection of all targets); any if `None`.
+    targets: Option<Vec<Principal>>,
+    /// Whether a delegation limits the request to queries and read_state.
+    queries_only: bool,
+}
+
+/// Checks a delegation chain from `pubkey`.
 fn follow_delegations(
     pubkey: Vec<u8>,
     chain: &[SignedDelegation],
     now: u64,
-) -> Result<(Vec<u8>, Option<Vec<Principal>>), BadRequest> {
+) -> Result<Chain, BadRequest> {
     if chain.len() > MAX_DELEGATIONS {
         return Err(bad(format!(
             "at most {MAX_DELEGATIONS} delegations are allowed, not {}",
@@ -111,6 +129,7 @@ fn follow_delegations(
     }
     let mut signer = pubkey;
     let mut targets: Option<Vec<Principal>> = None;
+    let mut queries_only = false;
     for (i, link) in chain.iter().enumerate() {
         let delegation = &link.delegation;
         verify(&signer, &delegation.signable(), &link.signature)
@@ -130,9 +149,14 @@ fn follow_delegations(
                     .collect(),
             });
         }
+        queries_only |= delegation.permissions == Some(DelegationPermissions::Queries);
         signer = delegation.pubkey.clone();
     }
-    Ok((signer, targets))
+    Ok(Chain {
+        signer,
+        targets,
+        queries_only,
+    })
 }
 
 /// Verifies `signature` over `message` with a DER public key of a supported kind.
