@@ -1,7 +1,7 @@
 //! The HTTP interface as the IC answers it, with requests built and signed here: certified
 //! replies whose signature verifies against the root key (and not once tampered with),
-//! non-controllers, the state paths read_state serves and to whom, and 8 clients appending
-//! at once losing nothing.
+//! non-controllers, a request sent twice running once, the state paths read_state serves and
+//! to whom, and 8 clients appending at once losing nothing.
 //! Refused requests are in `bad_input.rs`.
 
 mod common;
@@ -13,6 +13,8 @@ use common::{Local, Served, chat_wasm, user, wat};
 use http_client::{call_content, envelope, now, post, principal_of};
 use ic_certification::{Certificate, Label, LookupResult};
 use ic_transport_types::EnvelopeContent;
+
+const COUNTER: &str = include_str!("common/counter.wat");
 
 type Key = ic_ed25519::PrivateKey;
 
@@ -222,6 +224,68 @@ fn the_root_key_survives_a_restart() {
         "a client's pinned root key stays valid"
     );
     assert_eq!(again.root_der.len(), 133);
+}
+
+#[test]
+fn a_request_sent_again_is_answered_without_running_again() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    let served = Served::new(local);
+    let key = Key::generate();
+    let content = call_content(
+        principal_of(&key),
+        counter,
+        "inc",
+        Vec::new(),
+        now() + 60_000_000_000,
+    );
+    let request_id = content.to_request_id();
+    let signed = envelope(content, Some(&key));
+    let send = |version: &str| {
+        post(
+            served.address(),
+            &format!("/api/{version}/canister/{counter}/call"),
+            &signed,
+        )
+    };
+    let reply = |body: &[u8]| {
+        let certificate = certificate(&served, body);
+        lookup(
+            &certificate,
+            &[b"request_status", request_id.as_slice(), b"reply"],
+        )
+        .map(<[u8]>::to_vec)
+    };
+    // The counter's reply: its count in the heap, a global and stable memory.
+    let count = |n: u8| Some([n, 0, 0, 0].repeat(3));
+
+    let (status, first) = send("v4");
+    assert_eq!(status, 200);
+    assert_eq!(reply(&first), count(1));
+    assert_eq!(
+        send("v2").0,
+        202,
+        "accepted, as the IC answers a known request"
+    );
+    let (status, again) = send("v3");
+    assert_eq!(status, 200);
+    assert_eq!(reply(&again), count(1), "the first run's reply");
+
+    let (status, body, next_id) = http_client::call_v4(
+        served.address(),
+        Some(&key),
+        counter,
+        counter,
+        "inc",
+        Vec::new(),
+    );
+    assert_eq!(status, 200);
+    let next = http_client::certified_status(&body, &next_id);
+    assert_eq!(
+        next(b"reply"),
+        count(2),
+        "the counter went up once for the three copies"
+    );
 }
 
 #[test]

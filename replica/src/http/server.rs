@@ -283,7 +283,7 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
     if let Err(refused) = check_target(&ingress, canister_id, method_name, arg, effective) {
         return refused.into_response();
     }
-    execute(shared, &ingress, *canister_id, method_name, arg, effective);
+    execute_once(shared, &ingress, *canister_id, method_name, arg, effective);
     if !synchronous {
         return StatusCode::ACCEPTED.into_response();
     }
@@ -314,8 +314,11 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
     )
 }
 
-/// Runs a call and records its outcome in the ingress history.
-fn execute(
+/// Runs a call unless its request id is already in the ingress history: a request sent again
+/// (a client's retry, or someone replaying its envelope) is not executed again. The IC's call
+/// endpoints (IC interface spec, "Request: Call") do the same: v3/v4 answer a known request
+/// with the certificate of its recorded status, v2 with 202.
+fn execute_once(
     shared: &Shared,
     ingress: &Ingress,
     canister: Principal,
@@ -323,12 +326,21 @@ fn execute(
     arg: &[u8],
     effective: Principal,
 ) {
-    let sender = ingress.sender();
-    let outcome = shared
-        .replica
+    // The replica stays locked until the outcome is recorded, so two copies sent at once
+    // run once.
+    let mut replica = shared.replica.lock().expect("not poisoned");
+    let id = ingress.request_id;
+    if shared
+        .history
         .lock()
         .expect("not poisoned")
-        .update(sender, canister, method, arg);
+        .get(&id)
+        .is_some()
+    {
+        return;
+    }
+    let sender = ingress.sender();
+    let outcome = replica.update(sender, canister, method, arg);
     let entry = Entry {
         sender,
         receiver: canister,
@@ -339,7 +351,7 @@ fn execute(
         .history
         .lock()
         .expect("not poisoned")
-        .record(ingress.request_id, entry, now());
+        .record(id, entry, now());
 }
 
 fn query(shared: &Shared, ingress: Ingress, effective: Principal) -> Response {
@@ -455,7 +467,8 @@ struct Snapshot<'a> {
 
 impl Shared {
     fn snapshot(&self) -> Snapshot<'_> {
-        // The replica is free again before the history is locked and a certificate built.
+        // The replica first, then the history, as `execute_once` takes them, so the two
+        // cannot deadlock; the replica is free again before a certificate is built.
         let canisters = self.replica.lock().expect("not poisoned").facts();
         Snapshot {
             canisters,
