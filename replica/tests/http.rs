@@ -1,7 +1,7 @@
 //! The HTTP interface as the IC answers it, with requests built and signed here: certified
 //! replies whose signature verifies against the root key (and not once tampered with),
 //! non-controllers, a request sent twice running once, the state paths read_state serves and
-//! to whom, and 8 clients appending at once losing nothing.
+//! to whom, browsers on other origins, and 8 clients appending at once losing nothing.
 //! Refused requests are in `bad_input.rs`.
 
 mod common;
@@ -10,7 +10,7 @@ mod http_client;
 
 use candid::{Decode, Encode, Principal};
 use common::{Local, Served, chat_wasm, user, wat};
-use http_client::{call_content, envelope, now, post, principal_of};
+use http_client::{call_content, envelope, exchange, now, post, principal_of};
 use ic_certification::{Certificate, Label, LookupResult};
 use ic_transport_types::EnvelopeContent;
 
@@ -397,4 +397,55 @@ fn private_metadata_is_for_the_controllers_and_public_metadata_for_all() {
     assert_eq!(read(&admin, b"secret").1, Some(Some(b"hush".to_vec())));
     assert_eq!(read(&stranger, b"motto").1, Some(Some(b"hello".to_vec())));
     assert_eq!(read(&stranger, b"none").1, Some(None), "proven absent");
+}
+
+#[test]
+fn browsers_on_any_origin_may_call() {
+    let (served, chat) = start();
+    let path = format!("/api/v3/canister/{chat}/query");
+    let origin = "Origin: http://localhost:5173";
+    let (preflight, _) = exchange(
+        served.address(),
+        &format!(
+            "OPTIONS {path} HTTP/1.1\r\nHost: x\r\n{origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type"
+        ),
+        b"",
+    );
+    let preflight = preflight.to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 200"), "{preflight}");
+    for allowed in [
+        "access-control-allow-origin: *",
+        "access-control-allow-methods: get, post",
+        "access-control-allow-headers: content-type",
+    ] {
+        assert!(
+            preflight.contains(allowed),
+            "{allowed:?} not in {preflight}"
+        );
+    }
+
+    let query = EnvelopeContent::Query {
+        ingress_expiry: now() + 60_000_000_000,
+        sender: Principal::anonymous(),
+        canister_id: chat,
+        method_name: "dump".into(),
+        arg: Encode!().unwrap(),
+        nonce: None,
+        sender_info: None,
+    };
+    let body = envelope(query, None);
+    let (answer, _) = exchange(
+        served.address(),
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{origin}\r\nContent-Type: application/cbor\r\nContent-Length: {}",
+            body.len()
+        ),
+        &body,
+    );
+    let answer = answer.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
 }

@@ -1,6 +1,6 @@
-//! The HTTP endpoints (IC interface spec, "HTTPS Interface"): routing, one handler per kind
-//! of request, the ingress history that `request_status` certifies, and a clock that runs
-//! the replica's rounds (timers, heartbeats).
+//! The HTTP endpoints (IC interface spec, "HTTPS Interface"): routing, CORS, one handler per
+//! kind of request, the ingress history that `request_status` certifies, and a clock that
+//! runs the replica's rounds (timers, heartbeats).
 
 use std::{
     net::SocketAddr,
@@ -11,8 +11,9 @@ use std::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{DefaultBodyLimit, Path, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -80,6 +81,7 @@ pub async fn serve(
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(allow_any_origin))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
@@ -115,6 +117,32 @@ async fn rounds(shared: Arc<Shared>) {
         })
         .await;
     }
+}
+
+/// Lets browsers on any origin (agent-js on a dev server) use the replica, as the IC's
+/// endpoints do: any origin, GET and POST, with a Content-Type header. A preflight (OPTIONS)
+/// is answered here; it carries no request for a handler.
+async fn allow_any_origin(request: Request, next: Next) -> Response {
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut preflight = StatusCode::OK.into_response();
+        let headers = preflight.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        preflight
+    } else {
+        next.run(request).await
+    };
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
 
 fn cbor_response(status: StatusCode, value: &impl Serialize) -> Response {
