@@ -95,6 +95,15 @@ impl Answer {
         // The answer, for docs/robustness.md (`-- --nocapture`).
         println!("answer: {}", text.chars().take(160).collect::<String>());
     }
+
+    /// Asserts a refusal by the HTTP layer with `status`, whose text contains `words`.
+    fn refused_with(&self, status: u16, words: &str) {
+        assert!(
+            matches!(self, Answer::Http(s, _) if *s == status),
+            "expected HTTP {status}: {self:?}"
+        );
+        self.refused(words);
+    }
 }
 
 type Key = ic_ed25519::PrivateKey;
@@ -225,6 +234,24 @@ impl World {
                 message: String::from_utf8(at(b"reject_message").unwrap_or_default()).unwrap(),
             },
         }
+    }
+
+    /// A read_state of `paths` by `key`, sent to `effective`'s endpoint.
+    fn read_state(
+        &self,
+        key: &Key,
+        effective: Principal,
+        paths: Vec<Vec<ic_certification::Label>>,
+    ) -> Answer {
+        let read = EnvelopeContent::ReadState {
+            ingress_expiry: in_a_minute(),
+            sender: principal_of(key),
+            paths,
+        };
+        self.post(
+            &format!("/api/v3/canister/{effective}/read_state"),
+            &envelope(read, Some(key)),
+        )
     }
 
     fn query(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Answer {
@@ -491,60 +518,89 @@ bad_input!(http_call_under_a_queries_only_delegation, |w| {
     .refused("permits only queries");
 });
 
+/// The admin's call to the chat, made before the state is observed: its request id.
+fn an_admin_call(w: &World) -> ic_transport_types::RequestId {
+    let content = signed_append(w, &w.admin, in_a_minute());
+    let request_id = content.to_request_id();
+    let answer = w.send_call(content, Some(&w.admin), w.chat);
+    assert!(matches!(answer, Answer::Reply(_)), "{answer:?}");
+    request_id
+}
+
+fn status_path(id: &[u8]) -> Vec<ic_certification::Label> {
+    vec![label(b"request_status"), label(id)]
+}
+
 bad_input!(
     http_someone_elses_request_status,
-    |s| {
-        let content = signed_append(s, &s.admin, in_a_minute());
-        let request_id = content.to_request_id();
-        assert!(matches!(
-            s.send_call(content, Some(&s.admin), s.chat),
-            Answer::Reply(_)
-        ));
-        request_id
-    },
+    |s| { an_admin_call(s) },
     |w, request_id| {
         let stranger = Key::generate();
-        let read = EnvelopeContent::ReadState {
-            ingress_expiry: in_a_minute(),
-            sender: principal_of(&stranger),
-            paths: vec![vec![label(b"request_status"), label(request_id.as_slice())]],
-        };
-        w.post(
-            &format!("/api/v3/canister/{}/read_state", w.chat),
-            &envelope(read, Some(&stranger)),
-        )
-        .refused("only the sender of a request may read its status");
+        w.read_state(&stranger, w.chat, vec![status_path(request_id.as_slice())])
+            .refused_with(403, "only the sender of a request may read its status");
+    }
+);
+
+bad_input!(
+    http_request_status_at_another_effective_id,
+    |s| { an_admin_call(s) },
+    |w, request_id| {
+        w.read_state(&w.admin, w.bad, vec![status_path(request_id.as_slice())])
+            .refused_with(403, "read its status there");
+    }
+);
+
+// Before the allow-list, a bare `/request_status` put every sender's replies in the
+// certificate.
+bad_input!(
+    http_request_status_without_a_request_id,
+    |s| { an_admin_call(s) },
+    |w, _request_id| {
+        let stranger = Key::generate();
+        w.read_state(&stranger, w.chat, vec![vec![label(b"request_status")]])
+            .refused_with(404, "Invalid path requested");
+        w.read_state(&stranger, w.chat, vec![vec![]])
+            .refused_with(404, "Invalid path requested");
+    }
+);
+
+bad_input!(http_malformed_request_id, |w| {
+    w.read_state(&w.admin, w.chat, vec![status_path(b"foo")])
+        .refused_with(400, "Invalid request id");
+});
+
+bad_input!(
+    http_two_request_ids_in_one_read_state,
+    |s| { an_admin_call(s) },
+    |w, request_id| {
+        let paths = vec![status_path(request_id.as_slice()), status_path(&[7; 32])];
+        w.read_state(&w.admin, w.chat, paths)
+            .refused_with(400, "More than one request id");
     }
 );
 
 bad_input!(http_unreadable_state_path, |w| {
-    let read = EnvelopeContent::ReadState {
-        ingress_expiry: in_a_minute(),
-        sender: principal_of(&w.admin),
-        paths: vec![vec![label(b"secrets")]],
-    };
-    w.post(
-        &format!("/api/v3/canister/{}/read_state", w.chat),
-        &envelope(read, Some(&w.admin)),
-    )
-    .refused("is not readable");
+    w.read_state(&w.admin, w.chat, vec![vec![label(b"secrets")]])
+        .refused_with(404, "Invalid path requested: /secrets");
 });
 
 bad_input!(http_canister_path_at_another_effective_id, |w| {
-    let read = EnvelopeContent::ReadState {
-        ingress_expiry: in_a_minute(),
-        sender: principal_of(&w.admin),
-        paths: vec![vec![
-            label(b"canister"),
-            label(w.chat.as_slice()),
-            label(b"controllers"),
-        ]],
-    };
-    w.post(
-        &format!("/api/v3/canister/{}/read_state", w.bad),
-        &envelope(read, Some(&w.admin)),
-    )
-    .refused("must be sent to /api/v3/canister/");
+    let path = vec![
+        label(b"canister"),
+        label(w.chat.as_slice()),
+        label(b"controllers"),
+    ];
+    w.read_state(&w.admin, w.bad, vec![path])
+        .refused_with(400, "must be sent to /api/v3/canister/");
+});
+
+bad_input!(http_too_many_read_state_paths, |w| {
+    let paths = vec![vec![label(b"time")]; 1001];
+    w.read_state(&w.admin, w.chat, paths)
+        .refused_with(400, "at most 1000");
+    let long = vec![label(b"subnet"); 128];
+    w.read_state(&w.admin, w.chat, vec![long])
+        .refused_with(400, "at most 127");
 });
 
 // ---- Calls to the chat ------------------------------------------------------------

@@ -17,8 +17,12 @@ const KEPT_NS: u64 = 6 * 60 * 1_000_000_000;
 
 pub type Outcome = Result<Vec<u8>, Reject>;
 
+/// One call as `request_status` readers are checked against (IC interface spec, "Request:
+/// Read state"): who sent it, to which canister, through which effective canister id.
 pub struct Entry {
     pub sender: Principal,
+    pub receiver: Principal,
+    pub effective: Principal,
     pub outcome: Outcome,
 }
 
@@ -57,10 +61,6 @@ impl History {
         let after = self.entries.range(*id..).next();
         before.into_iter().chain(after).collect()
     }
-
-    pub fn all(&self) -> impl Iterator<Item = (&RequestId, &Entry)> {
-        self.entries.iter()
-    }
 }
 
 #[cfg(test)]
@@ -74,6 +74,8 @@ mod tests {
     fn entry() -> Entry {
         Entry {
             sender: Principal::anonymous(),
+            receiver: Principal::anonymous(),
+            effective: Principal::anonymous(),
             outcome: Ok(Vec::new()),
         }
     }

@@ -5,6 +5,7 @@
 mod history;
 mod ingress;
 mod keys;
+mod read_state;
 mod server;
 mod tree;
 

@@ -1,18 +1,19 @@
-//! The HTTP endpoints (IC interface spec, "HTTPS Interface"): routing, one handler per kind
-//! of request, the ingress history that `request_status` certifies, and a clock that runs
-//! the replica's rounds (timers, heartbeats).
+//! The HTTP endpoints (IC interface spec, "HTTPS Interface"): routing, CORS, one handler per
+//! kind of request, the ingress history that `request_status` certifies, and a clock that
+//! runs the replica's rounds (timers, heartbeats).
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{DefaultBodyLimit, Path, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -25,8 +26,9 @@ use serde::Serialize;
 use super::history::{Entry, History};
 use super::ingress::{self, BadRequest, Ingress};
 use super::keys::Keys;
+use super::read_state::{self, Endpoint};
 use super::tree::{self, Node};
-use crate::{Reject, Replica};
+use crate::{CanisterFacts, Reject, Replica};
 
 /// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -79,6 +81,7 @@ pub async fn serve(
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(allow_any_origin))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
@@ -114,6 +117,32 @@ async fn rounds(shared: Arc<Shared>) {
         })
         .await;
     }
+}
+
+/// Lets browsers on any origin (agent-js on a dev server) use the replica, as the IC's
+/// endpoints do: any origin, GET and POST, with a Content-Type header. A preflight (OPTIONS)
+/// is answered here; it carries no request for a handler.
+async fn allow_any_origin(request: Request, next: Next) -> Response {
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut preflight = StatusCode::OK.into_response();
+        let headers = preflight.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        preflight
+    } else {
+        next.run(request).await
+    };
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
 
 fn cbor_response(status: StatusCode, value: &impl Serialize) -> Response {
@@ -176,7 +205,9 @@ async fn canister_endpoint(
             ("call", "v2") => call(&shared, ingress, effective, false),
             ("call", "v3" | "v4") => call(&shared, ingress, effective, true),
             ("query", "v2" | "v3") => query(&shared, ingress, effective),
-            ("read_state", "v2" | "v3") => read_state(&shared, ingress, Some(effective)),
+            ("read_state", "v2" | "v3") => {
+                read_state(&shared, ingress, Endpoint::Canister(effective))
+            }
             _ => (
                 StatusCode::NOT_FOUND,
                 format!("no endpoint /api/{version}/canister/<id>/{kind} on this replica"),
@@ -208,7 +239,10 @@ async fn subnet_read_state(
             .into_response();
     }
     let blocking = tokio::task::spawn_blocking(move || match ingress::authenticate(&body, now()) {
-        Ok(ingress) => read_state(&shared, ingress, None),
+        Ok(ingress) => {
+            let subnet = Endpoint::Subnet(shared.keys.subnet_id);
+            read_state(&shared, ingress, subnet)
+        }
         Err(error) => bad_request(error),
     });
     blocking
@@ -277,26 +311,22 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
     if let Err(refused) = check_target(&ingress, canister_id, method_name, arg, effective) {
         return refused.into_response();
     }
-    let sender = ingress.sender();
-    let outcome =
-        shared
-            .replica
-            .lock()
-            .expect("not poisoned")
-            .update(sender, *canister_id, method_name, arg);
-    shared.history.lock().expect("not poisoned").record(
-        ingress.request_id,
-        Entry { sender, outcome },
-        now(),
-    );
+    execute_once(shared, &ingress, *canister_id, method_name, arg, effective);
     if !synchronous {
         return StatusCode::ACCEPTED.into_response();
     }
-    let path = vec![
-        b"request_status".to_vec(),
-        ingress.request_id.as_slice().to_vec(),
+    let id = &ingress.request_id;
+    let paths = [
+        vec![b"request_status".to_vec(), id.as_slice().to_vec()],
+        vec![b"time".to_vec()],
     ];
-    let certificate = certify(shared, &[path, vec![b"time".to_vec()]], Some(sender));
+    let certificate = certify(
+        &shared.keys,
+        &shared.snapshot(),
+        &paths,
+        Some(id),
+        ingress.sender(),
+    );
     #[derive(Serialize)]
     struct Replied {
         status: &'static str,
@@ -310,6 +340,46 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
             certificate,
         },
     )
+}
+
+/// Runs a call unless its request id is already in the ingress history: a request sent again
+/// (a client's retry, or someone replaying its envelope) is not executed again. The IC's call
+/// endpoints (IC interface spec, "Request: Call") do the same: v3/v4 answer a known request
+/// with the certificate of its recorded status, v2 with 202.
+fn execute_once(
+    shared: &Shared,
+    ingress: &Ingress,
+    canister: Principal,
+    method: &str,
+    arg: &[u8],
+    effective: Principal,
+) {
+    // The replica stays locked until the outcome is recorded, so two copies sent at once
+    // run once.
+    let mut replica = shared.replica.lock().expect("not poisoned");
+    let id = ingress.request_id;
+    if shared
+        .history
+        .lock()
+        .expect("not poisoned")
+        .get(&id)
+        .is_some()
+    {
+        return;
+    }
+    let sender = ingress.sender();
+    let outcome = replica.update(sender, canister, method, arg);
+    let entry = Entry {
+        sender,
+        receiver: canister,
+        effective,
+        outcome,
+    };
+    shared
+        .history
+        .lock()
+        .expect("not poisoned")
+        .record(id, entry, now());
 }
 
 fn query(shared: &Shared, ingress: Ingress, effective: Principal) -> Response {
@@ -371,80 +441,91 @@ fn reject_response(reject: &Reject) -> RejectResponse {
     }
 }
 
-fn read_state(shared: &Shared, ingress: Ingress, effective: Option<Principal>) -> Response {
-    let EnvelopeContent::ReadState { paths, sender, .. } = &ingress.content else {
+/// Answers a read_state sent to `endpoint`: its paths are checked (`read_state.rs`), then
+/// certified against the same snapshot of the state.
+fn read_state(shared: &Shared, ingress: Ingress, endpoint: Endpoint) -> Response {
+    let EnvelopeContent::ReadState { paths, .. } = &ingress.content else {
         return (
             StatusCode::BAD_REQUEST,
             "the read_state endpoint takes requests of type `read_state`",
         )
             .into_response();
     };
-    let paths: Vec<Vec<Vec<u8>>> = paths
+    if let Err(refused) = read_state::check_limits(paths) {
+        return refused.into_response();
+    }
+    let mut paths: Vec<Vec<Vec<u8>>> = paths
         .iter()
         .map(|p| p.iter().map(|l| l.as_bytes().to_vec()).collect())
         .collect();
-    for path in &paths {
-        if let Some(refused) = refuse_path(shared, path, *sender, effective) {
-            return (StatusCode::FORBIDDEN, refused).into_response();
-        }
-    }
+    let snapshot = shared.snapshot();
+    let checked = read_state::check(
+        &paths,
+        endpoint,
+        &ingress,
+        &snapshot.history,
+        &snapshot.canisters,
+    );
+    let request = match checked {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
+    paths.push(vec![b"time".to_vec()]);
+    let certificate = certify(
+        &shared.keys,
+        &snapshot,
+        &paths,
+        request.as_ref(),
+        ingress.sender(),
+    );
     #[derive(Serialize)]
     struct Certified {
         #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
     }
-    let mut with_time = paths;
-    with_time.push(vec![b"time".to_vec()]);
-    cbor_response(
-        StatusCode::OK,
-        &Certified {
-            certificate: certify(shared, &with_time, Some(*sender)),
-        },
-    )
+    cbor_response(StatusCode::OK, &Certified { certificate })
 }
 
-/// Why a path may not be read by `sender` (IC interface spec, "Request: Read state").
-fn refuse_path(
-    shared: &Shared,
-    path: &[Vec<u8>],
-    sender: Principal,
-    effective: Option<Principal>,
-) -> Option<String> {
-    match path.first().map(Vec::as_slice) {
-        Some(b"request_status") => {
-            let id: [u8; 32] = path.get(1)?.as_slice().try_into().ok()?;
-            let history = shared.history.lock().expect("not poisoned");
-            match history.get(&RequestId::new(&id)) {
-                Some(entry) if entry.sender != sender => {
-                    Some("only the sender of a request may read its status".into())
-                }
-                _ => None,
-            }
+/// What certificates are made from: the canisters and the ingress history, read once so that
+/// a request's checks and its certificate see the same state.
+struct Snapshot<'a> {
+    canisters: Vec<CanisterFacts>,
+    history: MutexGuard<'a, History>,
+}
+
+impl Shared {
+    fn snapshot(&self) -> Snapshot<'_> {
+        // The replica first, then the history, as `execute_once` takes them, so the two
+        // cannot deadlock; the replica is free again before a certificate is built.
+        let canisters = self.replica.lock().expect("not poisoned").facts();
+        Snapshot {
+            canisters,
+            history: self.history.lock().expect("not poisoned"),
         }
-        Some(b"canister") => {
-            let canister = Principal::try_from_slice(path.get(1)?).ok()?;
-            (effective.is_some_and(|e| e != canister))
-                .then(|| format!("read_state of canister {canister} must be sent to /api/v3/canister/{canister}/read_state"))
-        }
-        Some(b"time" | b"subnet" | b"canister_ranges") | None => None,
-        Some(other) => Some(format!(
-            "the path /{} is not readable here",
-            String::from_utf8_lossy(other)
-        )),
     }
 }
 
-/// A certificate over the state tree, revealing `paths`.
-fn certify(shared: &Shared, paths: &[Vec<Vec<u8>>], reader: Option<Principal>) -> Vec<u8> {
-    let tree = state_tree(shared, reader, paths);
-    tree::certificate(&shared.keys, &tree.witness(paths))
+/// A certificate revealing `paths`, which ask about the status of `request` at most.
+fn certify(
+    keys: &Keys,
+    snapshot: &Snapshot,
+    paths: &[Vec<Vec<u8>>],
+    request: Option<&RequestId>,
+    reader: Principal,
+) -> Vec<u8> {
+    let tree = state_tree(keys, snapshot, request, reader);
+    tree::certificate(keys, &tree.witness(paths))
 }
 
-/// The state tree, with of the ingress history only the entries `paths` need: a witness
+/// The state tree, with of the ingress history only the entries about `request`: a witness
 /// prunes the others to hashes anyway, and leaving them out keeps a certificate O(log n)
 /// in the history's size. Each certificate is signed on its own, so no client can tell.
-fn state_tree(shared: &Shared, reader: Option<Principal>, paths: &[Vec<Vec<u8>>]) -> Node {
-    let keys = &shared.keys;
+fn state_tree(
+    keys: &Keys,
+    snapshot: &Snapshot,
+    request: Option<&RequestId>,
+    reader: Principal,
+) -> Node {
     let mut root = Node::empty();
     root.set(&[b"time"], tree::leb128(now()));
     let subnet = keys.subnet_id.as_slice();
@@ -473,7 +554,7 @@ fn state_tree(shared: &Shared, reader: Option<Principal>, paths: &[Vec<Vec<u8>>]
         &[b"canister_ranges", subnet, ranges[0].0.as_slice()],
         ranges_cbor,
     );
-    for facts in shared.replica.lock().expect("not poisoned").facts() {
+    for facts in &snapshot.canisters {
         let id = facts.id.as_slice();
         root.set(
             &[b"canister", id, b"controllers"],
@@ -482,27 +563,19 @@ fn state_tree(shared: &Shared, reader: Option<Principal>, paths: &[Vec<Vec<u8>>]
         if let Some(hash) = facts.module_hash {
             root.set(&[b"canister", id, b"module_hash"], hash.to_vec());
         }
-        let may_see_private = reader.is_some_and(|r| facts.controllers.contains(&r));
-        for (public, name, data) in facts.metadata {
-            if public || may_see_private {
-                root.set(&[b"canister", id, b"metadata", name.as_bytes()], data);
+        // A witness shows every label on the way to what it reveals, so a private section's
+        // name is left out of the trees of those who may not read it.
+        let may_see_private = facts.controllers.contains(&reader);
+        for (public, name, data) in &facts.metadata {
+            if *public || may_see_private {
+                root.set(
+                    &[b"canister", id, b"metadata", name.as_bytes()],
+                    data.clone(),
+                );
             }
         }
     }
-    let history = shared.history.lock().expect("not poisoned");
-    let mut entries = Vec::new();
-    for path in paths
-        .iter()
-        .filter(|p| p.first().map(Vec::as_slice) == Some(b"request_status"))
-    {
-        match path
-            .get(1)
-            .and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok())
-        {
-            Some(id) => entries.extend(history.around(&RequestId::new(&id))),
-            None => entries.extend(history.all()),
-        }
-    }
+    let entries = request.map_or_else(Vec::new, |id| snapshot.history.around(id));
     for (id, entry) in entries {
         let id = id.as_slice();
         match &entry.outcome {

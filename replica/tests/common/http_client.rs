@@ -1,4 +1,4 @@
-//! A minimal client of the IC HTTP interface for tests and benchmarks: HTTP/1.1 POSTs and
+//! A minimal client of the IC HTTP interface for tests and benchmarks: HTTP/1.1 exchanges and
 //! envelopes signed with Ed25519 (or anonymous).
 #![allow(dead_code)]
 
@@ -12,27 +12,36 @@ use candid::Principal;
 use ic_transport_types::{Envelope, EnvelopeContent};
 
 /// A minimal HTTP/1.1 POST; returns the status code and the body.
+pub fn post(address: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/cbor\r\nContent-Length: {}",
+        body.len()
+    );
+    let (answer_head, body) = exchange(address, &head, body);
+    let status = answer_head[9..12].parse().unwrap();
+    (status, body)
+}
+
+/// One HTTP/1.1 exchange on its own connection: `head` is the request line and headers
+/// (without the blank line that ends them; `Connection: close` is added). Returns the
+/// answer's status line and headers, as text, and its body.
 ///
 /// The server may answer before it has read the whole body (a 413) and close the
 /// connection, so the request is written while the answer is read, and a write cut off
 /// after the answer came is no failure.
-pub fn post(address: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+pub fn exchange(address: SocketAddr, head: &str, body: &[u8]) -> (String, Vec<u8>) {
     let mut stream = TcpStream::connect(address).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let request = [head.as_bytes(), body].concat();
+    let request = [head.as_bytes(), b"\r\nConnection: close\r\n\r\n", body].concat();
     let mut writer = stream.try_clone().unwrap();
     let sending = std::thread::spawn(move || writer.write_all(&request));
     let mut response = Vec::new();
     let read = stream.read_to_end(&mut response);
     let sent = sending.join().unwrap();
     let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        panic!("no HTTP answer to POST {path}: reading gave {read:?}, writing {sent:?}");
+        panic!("no HTTP answer to {head:?}: reading gave {read:?}, writing {sent:?}");
     };
-    let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
-    (status, response[split + 4..].to_vec())
+    let answer_head = String::from_utf8_lossy(&response[..split]).into_owned();
+    (answer_head, response[split + 4..].to_vec())
 }
 
 pub fn now() -> u64 {
