@@ -65,6 +65,10 @@ pub struct Reject {
     /// Absent when a canister rejected the call itself with `ic0.msg_reject`.
     pub error_code: Option<ErrorCode>,
     pub message: String,
+    /// Refused before the message ran, where the IC's ingress filter refuses one (no such
+    /// canister or method, a caller who is not a controller, `canister_inspect_message`
+    /// declining): over HTTP such a call is answered at once and never certified.
+    pub at_ingress: bool,
 }
 
 impl Reject {
@@ -73,6 +77,7 @@ impl Reject {
             code: error_code.reject_code(),
             error_code: Some(error_code),
             message: message.into(),
+            at_ingress: false,
         }
     }
 
@@ -82,6 +87,15 @@ impl Reject {
             code: RejectCode::CanisterReject,
             error_code: None,
             message: message.into(),
+            at_ingress: false,
+        }
+    }
+
+    /// This reject, as the IC's ingress filter gives it (see `at_ingress`).
+    pub fn ingress_filter(self) -> Self {
+        Self {
+            at_ingress: true,
+            ..self
         }
     }
 }

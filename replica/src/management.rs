@@ -70,7 +70,8 @@ pub fn call(
         _ => Err(Reject::new(
             ErrorCode::CanisterMethodNotFound,
             format!("Management canister has no method '{method}'"),
-        )),
+        )
+        .ingress_filter()),
     }
 }
 
@@ -110,6 +111,7 @@ impl Call<'_> {
                     self.method
                 ),
             )
+            .ingress_filter()
         })?;
         let reply = f(self, arg)?;
         Ok(Encode!(&reply).expect("management replies always encode"))
@@ -625,6 +627,7 @@ fn not_controller(id: &Principal, method: &str, sender: &Principal) -> Reject {
             "Only controllers of canister {id} can call ic00 method {method}; {sender} is not one of them."
         ),
     )
+    .ingress_filter()
 }
 
 fn install_mode(mode: ic::CanisterInstallMode) -> InstallMode {

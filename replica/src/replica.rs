@@ -386,7 +386,8 @@ impl Replica {
                     "The argument is {} bytes, more than the {MAX_ARG_BYTES} an ingress message may carry; send large modules in pieces with upload_chunk.",
                     arg.len()
                 ),
-            ));
+            )
+            .ingress_filter());
         }
         if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
         {
@@ -509,7 +510,8 @@ impl Replica {
             return Err(Reject::new(
                 ErrorCode::CanisterRejectedMessage,
                 format!("Error from Canister {canister_id}: Canister rejected the message"),
-            ));
+            )
+            .ingress_filter());
         }
         Ok(())
     }
@@ -605,7 +607,8 @@ impl Replica {
                         format!(
                             "Error from Canister {canister_id}: Attempted to execute a message, but the canister contains no Wasm module."
                         ),
-                    ));
+                    )
+                    .ingress_filter());
                 }
                 Some(true) => return Ok((entry, *context)),
                 Some(false) => {}
@@ -619,7 +622,8 @@ impl Replica {
         Err(Reject::new(
             ErrorCode::CanisterMethodNotFound,
             format!("Error from Canister {canister_id}: Canister has no {kind} method '{method}'."),
-        ))
+        )
+        .ingress_filter())
     }
 
     pub(crate) fn canister_mut(&mut self, id: &Principal) -> Result<&mut Canister, Reject> {
@@ -628,6 +632,7 @@ impl Replica {
                 ErrorCode::CanisterNotFound,
                 format!("Canister {id} not found"),
             )
+            .ingress_filter()
         })
     }
 

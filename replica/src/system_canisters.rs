@@ -115,4 +115,5 @@ fn no_method(canister: &Principal, method: &str) -> Reject {
         ErrorCode::CanisterMethodNotFound,
         format!("Canister {canister} has no method '{method}' on this replica"),
     )
+    .ingress_filter()
 }

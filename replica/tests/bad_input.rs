@@ -15,6 +15,7 @@ use http_client::{call_content, envelope, now, principal_of};
 use ic_management_canister_types as ic;
 use ic_transport_types::{
     Delegation, DelegationPermissions, Envelope, EnvelopeContent, QueryResponse, SignedDelegation,
+    TransportCallResponse,
 };
 
 /// A canister that misbehaves on request: each method counts itself (heap and global) before
@@ -70,6 +71,9 @@ enum Answer {
         code: u64,
         error: String,
         message: String,
+        /// In a certificate (the call ran), or answered at once (refused before it ran, or
+        /// a query).
+        certified: bool,
     },
 }
 
@@ -85,7 +89,11 @@ impl Answer {
                 code,
                 error,
                 message,
-            } => format!("reject code {code}, {error}: {message}"),
+                certified,
+            } => {
+                let how = if *certified { "certified" } else { "at once" };
+                format!("reject code {code}, {error} ({how}): {message}")
+            }
             Answer::Reply(bytes) => panic!(
                 "expected a refusal naming {words:?}, got a reply of {} bytes",
                 bytes.len()
@@ -94,6 +102,22 @@ impl Answer {
         assert!(text.contains(words), "{words:?} not in {text:?}");
         // The answer, for docs/robustness.md (`-- --nocapture`).
         println!("answer: {}", text.chars().take(160).collect::<String>());
+    }
+
+    /// Asserts a call refused before it ran, as the IC's ingress filter refuses one: a reject
+    /// answered at once, with no certificate, whose text contains `words`.
+    fn refused_at_ingress(&self, words: &str) {
+        assert!(
+            matches!(
+                self,
+                Answer::Reject {
+                    certified: false,
+                    ..
+                }
+            ),
+            "not a non-replicated rejection: {self:?}"
+        );
+        self.refused(words);
     }
 
     /// Asserts a refusal by the HTTP layer with `status`, whose text contains `words`.
@@ -225,6 +249,16 @@ impl World {
         if status != 200 {
             return Answer::Http(status, String::from_utf8_lossy(&body).into_owned());
         }
+        if let TransportCallResponse::NonReplicatedRejection(reject) =
+            serde_cbor::from_slice(&body).unwrap()
+        {
+            return Answer::Reject {
+                code: reject.reject_code as u64,
+                error: reject.error_code.unwrap_or_default(),
+                message: reject.reject_message,
+                certified: false,
+            };
+        }
         let at = http_client::certified_status(&body, &request_id);
         match at(b"reply") {
             Some(reply) => Answer::Reply(reply),
@@ -232,6 +266,7 @@ impl World {
                 code: at(b"reject_code").map_or(0, |c| c[0] as u64),
                 error: String::from_utf8(at(b"error_code").unwrap_or_default()).unwrap(),
                 message: String::from_utf8(at(b"reject_message").unwrap_or_default()).unwrap(),
+                certified: true,
             },
         }
     }
@@ -278,6 +313,7 @@ impl World {
                 code: reject.reject_code as u64,
                 error: reject.error_code.unwrap_or_default(),
                 message: reject.reject_message,
+                certified: false,
             },
         }
     }
@@ -613,7 +649,7 @@ bad_input!(chat_unknown_method, |w| {
         "drop_all",
         Encode!().unwrap(),
     )
-    .refused("IC0536");
+    .refused_at_ingress("IC0536");
 });
 
 bad_input!(chat_update_method_as_a_query, |w| {
@@ -643,7 +679,7 @@ bad_input!(chat_message_over_1024_bytes, |w| {
 bad_input!(chat_argument_over_2_mib, |w| {
     let arg = Encode!(&"x".repeat(2 << 20)).unwrap();
     w.call(Some(&w.admin), w.chat, w.chat, "append", arg)
-        .refused("2097152");
+        .refused_at_ingress("2097152");
 });
 
 bad_input!(
@@ -672,7 +708,7 @@ bad_input!(management_malformed_candid, |w| {
         "take_canister_snapshot",
         b"not candid".to_vec(),
     )
-    .refused("Error decoding candid");
+    .refused_at_ingress("Error decoding candid");
 });
 
 bad_input!(management_candid_that_declares_a_vast_skipped_field, |w| {
@@ -683,7 +719,7 @@ bad_input!(management_candid_that_declares_a_vast_skipped_field, |w| {
         "stop_canister",
         vast_extra_field(w.chat),
     )
-    .refused("Error decoding candid");
+    .refused_at_ingress("Error decoding candid");
 });
 
 /// `record { canister_id; <another field> : vec null }` whose `vec null` claims 2^40
@@ -722,7 +758,7 @@ bad_input!(management_unknown_method, |w| {
             canister_id: w.chat,
         },
     )
-    .refused("has no method 'format_disk'");
+    .refused_at_ingress("has no method 'format_disk'");
 });
 
 bad_input!(management_unknown_canister, |w| {
@@ -734,7 +770,7 @@ bad_input!(management_unknown_canister, |w| {
             canister_id: nowhere,
         },
     )
-    .refused("not found");
+    .refused_at_ingress("not found");
 });
 
 bad_input!(management_non_controller, |w| {
@@ -753,7 +789,7 @@ bad_input!(management_non_controller, |w| {
         "take_canister_snapshot",
         arg,
     )
-    .refused("IC0512");
+    .refused_at_ingress("IC0512");
 });
 
 bad_input!(management_unknown_snapshot_id, |w| {
@@ -811,7 +847,7 @@ bad_input!(management_load_onto_a_deleted_canister, |w| {
         sender_canister_version: None,
     };
     w.manage(doomed, "load_canister_snapshot", args)
-        .refused("not found");
+        .refused_at_ingress("not found");
 });
 
 bad_input!(management_chunked_install_with_a_wrong_hash, |w| {

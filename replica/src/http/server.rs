@@ -20,6 +20,7 @@ use axum::{
 use candid::Principal;
 use ic_transport_types::{
     EnvelopeContent, NodeSignature, QueryResponse, RejectResponse, ReplyResponse, RequestId,
+    TransportCallResponse,
 };
 use serde::Serialize;
 
@@ -311,41 +312,42 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
     if let Err(refused) = check_target(&ingress, canister_id, method_name, arg, effective) {
         return refused.into_response();
     }
-    execute_once(shared, &ingress, *canister_id, method_name, arg, effective);
-    if !synchronous {
-        return StatusCode::ACCEPTED.into_response();
+    let refused = execute_once(shared, &ingress, *canister_id, method_name, arg, effective);
+    // IC interface spec, "Request: Call": a call the ingress filter refuses is answered at
+    // once with a non-replicated rejection (v2: the reject alone) and has no status to read.
+    match (refused, synchronous) {
+        (Some(reject), true) => cbor_response(
+            StatusCode::OK,
+            &TransportCallResponse::NonReplicatedRejection(reject_response(&reject)),
+        ),
+        (Some(reject), false) => cbor_response(StatusCode::OK, &reject_response(&reject)),
+        (None, false) => StatusCode::ACCEPTED.into_response(),
+        (None, true) => {
+            let id = &ingress.request_id;
+            let paths = [
+                vec![b"request_status".to_vec(), id.as_slice().to_vec()],
+                vec![b"time".to_vec()],
+            ];
+            let certificate = certify(
+                &shared.keys,
+                &shared.snapshot(),
+                &paths,
+                Some(id),
+                ingress.sender(),
+            );
+            cbor_response(
+                StatusCode::OK,
+                &TransportCallResponse::Replied { certificate },
+            )
+        }
     }
-    let id = &ingress.request_id;
-    let paths = [
-        vec![b"request_status".to_vec(), id.as_slice().to_vec()],
-        vec![b"time".to_vec()],
-    ];
-    let certificate = certify(
-        &shared.keys,
-        &shared.snapshot(),
-        &paths,
-        Some(id),
-        ingress.sender(),
-    );
-    #[derive(Serialize)]
-    struct Replied {
-        status: &'static str,
-        #[serde(with = "serde_bytes")]
-        certificate: Vec<u8>,
-    }
-    cbor_response(
-        StatusCode::OK,
-        &Replied {
-            status: "replied",
-            certificate,
-        },
-    )
 }
 
 /// Runs a call unless its request id is already in the ingress history: a request sent again
 /// (a client's retry, or someone replaying its envelope) is not executed again. The IC's call
 /// endpoints (IC interface spec, "Request: Call") do the same: v3/v4 answer a known request
-/// with the certificate of its recorded status, v2 with 202.
+/// with the certificate of its recorded status, v2 with 202. Returns the reject of a call
+/// the ingress filter refused, which is not recorded.
 fn execute_once(
     shared: &Shared,
     ingress: &Ingress,
@@ -353,7 +355,7 @@ fn execute_once(
     method: &str,
     arg: &[u8],
     effective: Principal,
-) {
+) -> Option<Reject> {
     // The replica stays locked until the outcome is recorded, so two copies sent at once
     // run once.
     let mut replica = shared.replica.lock().expect("not poisoned");
@@ -365,10 +367,15 @@ fn execute_once(
         .get(&id)
         .is_some()
     {
-        return;
+        return None;
     }
     let sender = ingress.sender();
     let outcome = replica.update(sender, canister, method, arg);
+    if let Err(reject) = &outcome
+        && reject.at_ingress
+    {
+        return Some(reject.clone());
+    }
     let entry = Entry {
         sender,
         receiver: canister,
@@ -380,6 +387,7 @@ fn execute_once(
         .lock()
         .expect("not poisoned")
         .record(id, entry, now());
+    None
 }
 
 fn query(shared: &Shared, ingress: Ingress, effective: Principal) -> Response {
