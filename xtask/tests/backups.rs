@@ -108,7 +108,7 @@ fn an_interrupted_download_resumes_where_it_stopped() {
     download(&user, &id, &partial);
     std::fs::remove_file(partial.join("manifest.json")).unwrap();
     let marker = format!(r#"{{"canister_id":"bkyz2-fmaaa-aaaaa-qaaaq-cai","snapshot_id":"{id}"}}"#);
-    std::fs::write(partial.join(".downloading.json"), marker).unwrap();
+    std::fs::write(marker_of(&partial), marker).unwrap();
     let stable = std::fs::OpenOptions::new()
         .write(true)
         .open(partial.join("stable_memory.bin"))
@@ -159,7 +159,7 @@ fn a_download_killed_at_any_moment_resumes_to_the_same_bytes() {
         if round < 5 {
             std::thread::sleep(took.mul_f64(f64::from(round) / 5.0));
         } else {
-            let marker = partial.join(".downloading.json");
+            let marker = marker_of(&partial);
             let deadline = Instant::now() + took * 3;
             while !marker.exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(100));
@@ -168,7 +168,7 @@ fn a_download_killed_at_any_moment_resumes_to_the_same_bytes() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        if partial.join(".downloading.json").exists() {
+        if marker_of(&partial).exists() {
             caught_half_way += 1;
             user.fails(4, &["verify-backup", partial.to_str().unwrap()]);
         }
@@ -373,4 +373,10 @@ fn bad_backup_input_gets_a_clear_error_and_changes_nothing() {
     assert!(refused.contains("--unverified"), "{refused}");
     user.json(&["upload", path, "--unverified", "--any-canister"]);
     assert_eq!(snapshot_count(&user), 2);
+}
+
+/// Where `cargo xtask download` marks an unfinished download into `dir`: beside it.
+fn marker_of(dir: &std::path::Path) -> std::path::PathBuf {
+    let name = dir.file_name().unwrap().to_string_lossy();
+    dir.with_file_name(format!(".{name}.downloading.json"))
 }

@@ -55,24 +55,26 @@ fn auto_picks_dfx_and_the_demo_runs_the_seed_commands() {
         stdout.contains("verified: the chat equals snapshot 000000000000000080000000001000010101")
     );
     assert!(stdout.contains("  $ dfx canister call chat append '(\"Hi there!\")' --output raw"));
-    let expected = [
-        "dfx stop",
-        "dfx start --clean --background",
-        "dfx deploy chat --yes",
-        "dfx canister id chat",
-        r#"dfx canister call chat append ("Hi there!") --output raw"#,
-        "dfx canister call chat dump () --output raw --query",
-        "dfx canister stop chat",
-        "dfx canister snapshot create chat",
-        "dfx canister start chat",
-        "dfx canister call chat remove_spam () --output raw",
-        "dfx canister call chat dump () --output raw --query",
-        "dfx canister snapshot list chat",
-        "dfx canister stop chat",
-        "dfx canister snapshot load chat 000000000000000080000000001000010101",
-        "dfx canister start chat",
-        "dfx canister call chat dump () --output raw --query",
+    let on_local = [
+        "deploy chat --yes",
+        "canister id chat",
+        r#"canister call chat append ("Hi there!") --output raw"#,
+        "canister call chat dump () --output raw --query",
+        "canister stop chat",
+        "canister snapshot create chat",
+        "canister start chat",
+        "canister call chat remove_spam () --output raw",
+        "canister call chat dump () --output raw --query",
+        "canister snapshot list chat",
+        "canister stop chat",
+        "canister snapshot load chat 000000000000000080000000001000010101",
+        "canister start chat",
+        "canister call chat dump () --output raw --query",
     ];
+    let expected: Vec<String> = ["dfx stop".into(), "dfx start --clean --background".into()]
+        .into_iter()
+        .chain(on_local.iter().map(|c| format!("dfx {c} --network local")))
+        .collect();
     assert_eq!(commands, expected);
 }
 
@@ -102,4 +104,73 @@ fn the_icp_backend_runs_the_demo_through_icp_json_output() {
         "icp canister call chat dump () -o hex --query -e local",
     ];
     assert_eq!(commands, expected);
+}
+
+/// Runs the xtask with `args` and the environment given; returns stdout, asserting success.
+fn xtask(args: &[&str], env: &[(&str, &Path)]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "xtask {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn through_dfx_a_download_fills_an_empty_directory_and_an_upload_leaves_the_backup_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    // What dfx writes, stood for by a real backup from the embedded backend.
+    let embedded = path("embedded");
+    let fixture = path("fixture");
+    for args in [
+        &["demo"][..],
+        &["download", "-o", fixture.to_str().unwrap()],
+    ] {
+        let mut all = vec!["--backend", "embedded", "--state-dir"];
+        all.push(embedded.to_str().unwrap());
+        all.extend(args);
+        xtask(&all, &[]);
+    }
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/dfx"),
+        path("dfx"),
+    )
+    .unwrap();
+    let search = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let env = [
+        ("PATH", Path::new(&search)),
+        ("DFX_FIXTURE", fixture.as_path()),
+    ];
+    let state = path("state");
+    let backup = path("backup");
+    let with_dfx = |args: &[&str]| {
+        let mut all = vec!["--backend", "dfx", "--state-dir", state.to_str().unwrap()];
+        all.extend(args);
+        xtask(&all, &env)
+    };
+    let downloaded = with_dfx(&["download", "-o", backup.to_str().unwrap()]);
+    assert!(downloaded.contains("downloaded snapshot"), "{downloaded}");
+    with_dfx(&["verify-backup", backup.to_str().unwrap()]);
+    let uploaded = with_dfx(&["upload", backup.to_str().unwrap()]);
+    assert!(uploaded.contains("uploaded"), "{uploaded}");
+    assert!(
+        backup
+            .join("000000000000000180000000001000010101.json")
+            .is_file(),
+        "the stand-in left dfx's progress file"
+    );
+    let verified = with_dfx(&["verify-backup", backup.to_str().unwrap()]);
+    assert!(verified.contains("intact"), "{verified}");
 }

@@ -129,6 +129,14 @@ fn last_lines(stderr: &str, stdout: &str) -> String {
     }
 }
 
+/// `path` made absolute, as a tool argument: the tools run in the project root, the user's
+/// paths are relative to where the xtask was started.
+pub fn absolute(path: &std::path::Path) -> Result<String> {
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("cannot make {} absolute", path.display()))?;
+    Ok(absolute.display().to_string())
+}
+
 /// Decodes the hex a tool prints for raw reply bytes.
 pub fn hex_bytes(text: &str) -> Result<Vec<u8>> {
     let text = text.trim().trim_start_matches("0x");

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use candid::IDLArgs;
 
-use super::cli::{Cli, hex_bytes, version_in};
+use super::cli::{Cli, absolute, hex_bytes, version_in};
 use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
 use crate::project;
 
@@ -20,22 +20,26 @@ pub struct Dfx {
 
 impl Dfx {
     pub fn new(network: Network) -> Self {
-        let env = vec![
-            ("DFX_WARNING", "-deprecation".into()),
-            ("DFX_TELEMETRY", "off".into()),
-        ];
+        // Added to the user's own DFX_WARNING (e.g. `-mainnet_plaintext_identity`, which dfx
+        // asks for on mainnet), never in place of it.
+        let warnings = match std::env::var("DFX_WARNING") {
+            Ok(own) if !own.trim().is_empty() => format!("{own},-deprecation"),
+            _ => "-deprecation".into(),
+        };
+        let env = vec![("DFX_WARNING", warnings), ("DFX_TELEMETRY", "off".into())];
         Self {
             cli: Cli::new("dfx", "dfx", env),
             network,
         }
     }
 
-    /// Runs `dfx <args>` with the network flag after the subcommand words.
+    /// Runs `dfx <args>` with the network flag after the subcommand words — always, so
+    /// that a `DFX_NETWORK` in the environment cannot send "local" commands elsewhere.
     fn dfx(&mut self, args: &[&str]) -> Result<super::cli::Printed> {
         let mut all: Vec<&str> = args.to_vec();
         let network;
         match &self.network {
-            Network::Local => {}
+            Network::Local => all.extend(["--network", "local"]),
             Network::Ic => all.extend(["--network", "ic"]),
             Network::Url(url) => {
                 network = url.clone();
@@ -62,7 +66,7 @@ impl Backend for Dfx {
     fn clean_start(&mut self) -> Result<()> {
         if self.network != Network::Local {
             bail!(
-                "a clean start wipes a local network; on {} there is none to wipe",
+                "a clean start wipes a local network; on {} there is none to wipe: run the steps one by one instead (`deploy`, `populate`, `snapshot`, `break`, `restore`, `verify`)",
                 self.describe()
             );
         }
@@ -146,7 +150,7 @@ impl Backend for Dfx {
     }
 
     fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
-        let (id, dir) = (id.to_string(), dir.display().to_string());
+        let (id, dir) = (id.to_string(), absolute(dir)?);
         let mut line = vec![
             "canister", "snapshot", "download", CANISTER, &id, "--dir", &dir,
         ];
@@ -158,7 +162,7 @@ impl Backend for Dfx {
 
     /// dfx prints `Uploaded a snapshot of canister chat. Snapshot ID: <hex>`.
     fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
-        let (replaced, dir) = (replace.map(ToString::to_string), dir.display().to_string());
+        let (replaced, dir) = (replace.map(ToString::to_string), absolute(dir)?);
         let mut line = vec!["canister", "snapshot", "upload", CANISTER, "--dir", &dir];
         if let Some(id) = &replaced {
             line.extend(["--replace", id.as_str()]);

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use candid::IDLArgs;
 use serde::Deserialize;
 
-use super::cli::{Cli, hex_bytes, version_in};
+use super::cli::{Cli, absolute, hex_bytes, version_in};
 use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
 
 const CANISTER: &str = "chat";
@@ -82,7 +82,9 @@ impl Backend for Icp {
 
     fn clean_start(&mut self) -> Result<()> {
         if self.environment != "local" {
-            bail!("a clean start wipes a local network; on mainnet there is none to wipe");
+            bail!(
+                "a clean start wipes a local network; on mainnet there is none to wipe: run the steps one by one instead (`deploy`, `populate`, `snapshot`, `break`, `restore`, `verify`)"
+            );
         }
         // Stopping a network that does not run fails harmlessly.
         let _ = self.cli.run(&["network", "stop"]);
@@ -158,7 +160,7 @@ impl Backend for Icp {
     }
 
     fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
-        let (id, dir) = (id.to_string(), dir.display().to_string());
+        let (id, dir) = (id.to_string(), absolute(dir)?);
         let mut line = vec![
             "canister", "snapshot", "download", CANISTER, &id, "-o", &dir,
         ];
@@ -169,7 +171,7 @@ impl Backend for Icp {
     }
 
     fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
-        let (replaced, dir) = (replace.map(ToString::to_string), dir.display().to_string());
+        let (replaced, dir) = (replace.map(ToString::to_string), absolute(dir)?);
         let mut line = vec![
             "canister", "snapshot", "upload", CANISTER, "-i", &dir, "--json",
         ];

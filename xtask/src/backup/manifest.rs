@@ -17,15 +17,22 @@ use crate::project;
 
 pub const MANIFEST: &str = "manifest.json";
 const FORMAT: &str = "canister-snapshots backup 1";
-/// Files a tool keeps for itself while it works in a snapshot directory (icp-cli's lock and
-/// progress files, ours): never part of a backup, never "extra".
-pub const BOOKKEEPING: [&str; 5] = [
-    ".lock",
-    ".download_progress.json",
-    ".download_progress.json.tmp",
-    ".upload_progress.json",
-    super::DOWNLOADING,
-];
+/// Whether `name` is a file a tool keeps for itself in a snapshot directory — icp-cli's lock
+/// and progress files, and dfx's upload progress, `<new snapshot id in hex>.json` — never
+/// part of a backup, never "extra".
+pub fn is_bookkeeping(name: &std::ffi::OsStr) -> bool {
+    const ICP: [&str; 4] = [
+        ".lock",
+        ".download_progress.json",
+        ".download_progress.json.tmp",
+        ".upload_progress.json",
+    ];
+    let name = name.to_string_lossy();
+    let dfx_upload = name
+        .strip_suffix(".json")
+        .is_some_and(|id| id.len() >= 16 && id.chars().all(|c| c.is_ascii_hexdigit()));
+    ICP.contains(&name.as_ref()) || dfx_upload
+}
 /// The piece size of the per-MiB hashes.
 const PIECE: usize = 1 << 20;
 
@@ -219,9 +226,7 @@ fn collect(root: &Path, relative: &Path, found: &mut Vec<PathBuf>) -> std::io::R
         let path = relative.join(&name);
         if entry.file_type()?.is_dir() {
             collect(root, &path, found)?;
-        } else if relative.as_os_str().is_empty()
-            && (name == MANIFEST || BOOKKEEPING.iter().any(|b| name == *b))
-        {
+        } else if relative.as_os_str().is_empty() && (name == MANIFEST || is_bookkeeping(&name)) {
             continue;
         } else {
             found.push(path);

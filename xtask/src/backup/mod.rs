@@ -7,15 +7,29 @@ pub mod manifest;
 pub mod scratch;
 pub mod transfer;
 
-use std::{fmt, path::PathBuf, str::FromStr};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::SnapshotId;
 
-/// Marks a directory whose download has not finished, naming what it downloads.
-pub const DOWNLOADING: &str = ".downloading.json";
+/// The marker of an unfinished download into `dir`, naming what it downloads. It lies beside
+/// the directory, not in it: dfx downloads only into an empty directory (unless resuming).
+pub fn downloading_marker(dir: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(dir)?;
+    let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        bail!(
+            "{} cannot hold a backup; name a directory, e.g. -o backups/chat",
+            dir.display()
+        );
+    };
+    Ok(parent.join(format!(".{}.downloading.json", name.to_string_lossy())))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Downloading {

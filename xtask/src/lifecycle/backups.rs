@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use super::{Out, Session, choose, messages};
 use crate::backend::{SnapshotId, SnapshotInfo, utc};
 use crate::backup::{
-    DOWNLOADING, Damaged, Downloading, Source,
+    Damaged, Downloading, Source, downloading_marker,
     layout::{Layout, write_atomically},
-    manifest::{BOOKKEEPING, MANIFEST, Manifest, Origin},
+    manifest::{MANIFEST, Manifest, Origin, is_bookkeeping},
     scratch::Scratch,
 };
 
@@ -69,7 +69,8 @@ impl Session {
             snapshot_id: id.to_string(),
         };
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        write_atomically(&dir.join(DOWNLOADING), &serde_json::to_vec(&marker)?)?;
+        let marker_path = downloading_marker(dir)?;
+        write_atomically(&marker_path, &serde_json::to_vec(&marker)?)?;
         let started = Instant::now();
         let downloaded = self.backend.snapshot_download(&id, dir, resume);
         self.show();
@@ -80,7 +81,7 @@ impl Session {
             )
         })?;
         let manifest = self.seal(dir, &canister, &id)?;
-        std::fs::remove_file(dir.join(DOWNLOADING))?;
+        std::fs::remove_file(marker_path)?;
         let seconds = started.elapsed().as_secs_f64();
         self.say(format!(
             "  downloaded snapshot {id} of {canister} to {}: {} files, {} in {seconds:.1} s ({}/s)",
@@ -236,7 +237,7 @@ fn prior(dir: &Path, canister: &str, id: &SnapshotId) -> Result<Prior> {
     if !dir.is_dir() {
         bail!("{} is a file; name a new or empty directory", dir.display());
     }
-    let marker = dir.join(DOWNLOADING);
+    let marker = downloading_marker(dir)?;
     if marker.is_file() {
         let unfinished: Downloading = serde_json::from_slice(&std::fs::read(&marker)?)
             .with_context(|| {
@@ -285,7 +286,7 @@ fn entries(dir: &Path) -> Result<usize> {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let name = entry?.file_name();
-        if !BOOKKEEPING.iter().any(|b| name == *b) {
+        if !is_bookkeeping(&name) {
             count += 1;
         }
     }
@@ -313,7 +314,7 @@ fn check(dir: &Path, unverified: bool) -> Result<Option<Manifest>> {
             dir.display()
         );
     }
-    if dir.join(DOWNLOADING).is_file() {
+    if downloading_marker(dir)?.is_file() {
         return Err(Damaged(format!(
             "{} holds an unfinished download: run the same `cargo xtask download` again to finish it",
             dir.display()
