@@ -25,6 +25,7 @@ use clap::{Parser, Subcommand};
 use backend::{Choice, Network, SnapshotId};
 use backup::{Damaged, Source};
 use lifecycle::{Mismatch, Out, Session};
+use records::Records;
 
 #[derive(Parser)]
 #[command(
@@ -218,8 +219,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     interrupt::install();
     let (backend, why) = backend::open(cli.backend, &cli.network, project::state_dir())?;
-    let name = backend.name();
-    let mut session = Session::new(backend, name, cli.json)?;
+    let scope = Records::scope(backend.name(), &cli.network);
+    let mut session = Session::new(backend, scope, cli.json)?;
     if let Some(why) = why {
         session.say(why);
     }

@@ -12,6 +12,10 @@ use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
 use crate::project;
 
 const CANISTER: &str = "chat";
+/// The first dfx whose snapshot download and upload speak today's management types, and the
+/// first with `download --resume` (shared/reference/dfx.md).
+const TRANSFERS: (u32, u32, u32) = (0, 29, 2);
+const RESUME: (u32, u32, u32) = (0, 30, 1);
 
 pub struct Dfx {
     cli: Cli,
@@ -48,6 +52,28 @@ impl Dfx {
         }
         self.cli.run(&all)
     }
+
+    /// Fails, saying what to do, when the installed dfx is older than `version`.
+    fn require(&mut self, version: (u32, u32, u32), to: &str) -> Result<()> {
+        let (_, installed) = self.tool_version()?;
+        let (major, minor, patch) = version;
+        if parse_version(&installed).is_some_and(|found| found < version) {
+            bail!(
+                "dfx {installed} cannot {to}; it needs dfx {major}.{minor}.{patch} or later: run `dfxvm update`"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `0.30.1` (or `0.30.1-beta.0`) as numbers; `None` when it is not a version.
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = text.split(['.', '-']).map(str::parse::<u32>);
+    Some((
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    ))
 }
 
 impl Backend for Dfx {
@@ -150,6 +176,10 @@ impl Backend for Dfx {
     }
 
     fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
+        self.require(TRANSFERS, "download snapshots")?;
+        if resume {
+            self.require(RESUME, "resume a download")?;
+        }
         let (id, dir) = (id.to_string(), absolute(dir)?);
         let mut line = vec![
             "canister", "snapshot", "download", CANISTER, &id, "--dir", &dir,
@@ -162,6 +192,7 @@ impl Backend for Dfx {
 
     /// dfx prints `Uploaded a snapshot of canister chat. Snapshot ID: <hex>`.
     fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+        self.require(TRANSFERS, "upload snapshots")?;
         let (replaced, dir) = (replace.map(ToString::to_string), absolute(dir)?);
         let mut line = vec!["canister", "snapshot", "upload", CANISTER, "--dir", &dir];
         if let Some(id) = &replaced {
@@ -240,6 +271,15 @@ mod tests {
     use super::*;
 
     const ID: &str = "000000000000000080000000001000010101";
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert_eq!(parse_version("0.30.1"), Some((0, 30, 1)));
+        assert_eq!(parse_version("0.29.10-beta.0"), Some((0, 29, 10)));
+        assert!(parse_version("0.29.10").unwrap() > TRANSFERS);
+        assert!(parse_version("0.30.0").unwrap() < RESUME);
+        assert_eq!(parse_version("unknown"), None);
+    }
 
     #[test]
     fn created_id_is_found_on_either_stream_and_version() {

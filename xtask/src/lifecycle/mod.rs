@@ -43,17 +43,18 @@ pub struct Mismatch(pub String);
 /// One invocation: the backend, where output goes, and what is remembered between runs.
 pub struct Session {
     backend: Box<dyn Backend>,
-    name: &'static str,
+    /// Whose records these are: the backend's on one network (`Records::scope`).
+    scope: String,
     out: Out,
     records: Records,
 }
 
 impl Session {
-    pub fn new(backend: Box<dyn Backend>, name: &'static str, json: bool) -> Result<Self> {
-        let records = Records::load(name)?;
+    pub fn new(backend: Box<dyn Backend>, scope: String, json: bool) -> Result<Self> {
+        let records = Records::load(&scope)?;
         Ok(Self {
             backend,
-            name,
+            scope,
             out: Out { json },
             records,
         })
@@ -77,7 +78,7 @@ impl Session {
     }
 
     fn save(&self) -> Result<()> {
-        self.records.save(self.name)
+        self.records.save(&self.scope)
     }
 
     /// Calls a chat method and shows the reply as dfx does, typed by the method's results.
