@@ -174,3 +174,81 @@ fn through_dfx_a_download_fills_an_empty_directory_and_an_upload_leaves_the_back
     let verified = with_dfx(&["verify-backup", backup.to_str().unwrap()]);
     assert!(verified.contains("intact"), "{verified}");
 }
+
+/// Runs the demo through the dfx stand-in, with its slow commands taking `slow` seconds, and
+/// sends Ctrl-C as a terminal does (to the whole foreground process group) once `step`
+/// shows in the output; returns the exit code, the commands the stand-in finished, and the
+/// commands it was asked to run.
+fn interrupted_demo(step: &str) -> (Option<i32>, Vec<String>, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/dfx"),
+        dir.path().join("dfx"),
+    )
+    .unwrap();
+    let search = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--backend", "dfx", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("demo")
+        .env("PATH", search)
+        .env("DFX_SLOW", "3")
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(demo.stdout.take().unwrap());
+    // Read to the end: the xtask goes on printing after Ctrl-C.
+    for line in stdout.lines() {
+        if line.unwrap().contains(step) {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let group = format!("-{}", demo.id());
+            Command::new("kill")
+                .args(["-INT", "--", &group])
+                .status()
+                .unwrap();
+        }
+    }
+    let code = demo.wait().unwrap().code();
+    // Long enough for a slow command that was not stopped to finish.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let lines = |name: &str| -> Vec<String> {
+        fs::read_to_string(dir.path().join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    (code, lines("done"), lines("commands.log"))
+}
+
+#[test]
+fn ctrl_c_while_the_canister_is_stopped_lets_the_step_finish_and_starts_it_again() {
+    let (code, finished, asked) = interrupted_demo("[5/8]");
+    assert_eq!(code, Some(130));
+    assert!(
+        finished.contains(&"canister snapshot create chat".to_owned()),
+        "the snapshot was let finish: {finished:?}"
+    );
+    assert_eq!(
+        asked.last().map(String::as_str),
+        Some("dfx canister start chat --network local"),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_elsewhere_ends_the_sdk_command_too() {
+    let (code, finished, _) = interrupted_demo("[2/8]");
+    assert_eq!(code, Some(130));
+    assert!(
+        !finished.contains(&"deploy chat --yes".to_owned()),
+        "the deploy ran on: {finished:?}"
+    );
+}
