@@ -123,19 +123,30 @@ fn shown(program: &str, args: &[&str]) -> String {
         .join(" ")
 }
 
-/// The last few lines a failed tool printed, joined into one.
+/// What a failed tool said, joined into one line: its `Error:` line (which says what failed)
+/// and the last few lines (which often say what to do).
 fn last_lines(stderr: &str, stdout: &str) -> String {
     let text = if stderr.trim().is_empty() {
         stdout
     } else {
         stderr
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = &lines[lines.len().saturating_sub(3)..];
-    if tail.is_empty() {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail_from = lines.len().saturating_sub(3);
+    let error = lines[..tail_from].iter().find(|l| l.starts_with("Error"));
+    let said: Vec<&str> = error
+        .into_iter()
+        .copied()
+        .chain(lines[tail_from..].iter().copied())
+        .collect();
+    if said.is_empty() {
         "it printed nothing".into()
     } else {
-        tail.join(" / ")
+        said.join(" / ")
     }
 }
 
@@ -182,6 +193,18 @@ mod tests {
     fn reply_hex_decodes() {
         assert_eq!(hex_bytes("4449444c0000\n").unwrap(), b"DIDL\0\0");
         assert!(hex_bytes("xyz").is_err());
+    }
+
+    #[test]
+    fn a_failure_shows_the_error_line_and_the_last_lines() {
+        let printed =
+            "Error: Failed to create snapshot.\nCaused by:\n  a\n  b\n  To fix it, run x.\n";
+        assert_eq!(
+            last_lines(printed, ""),
+            "Error: Failed to create snapshot. / a / b / To fix it, run x."
+        );
+        assert_eq!(last_lines("", "only stdout"), "only stdout");
+        assert_eq!(last_lines("", ""), "it printed nothing");
     }
 
     #[test]
