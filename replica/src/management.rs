@@ -235,7 +235,17 @@ impl Call<'_> {
 
     fn install_chunked_code(&mut self, args: ic::InstallChunkedCodeArgs) -> Outcome<()> {
         let store_id = args.store_canister.unwrap_or(args.target_canister);
-        let stored = self.controlled(store_id)?.chunks.clone();
+        self.controlled(args.target_canister)?;
+        // The ingress filter checks the target only; a store canister that is missing or not
+        // the caller's is found out when the call runs, and that answer is certified.
+        let stored = self
+            .controlled(store_id)
+            .map_err(|reject| Reject {
+                at_ingress: false,
+                ..reject
+            })?
+            .chunks
+            .clone();
         let mut wasm = Vec::new();
         for chunk in &args.chunk_hashes_list {
             let hash: Option<store::Hash> = chunk.hash.as_slice().try_into().ok();

@@ -505,7 +505,10 @@ impl Replica {
             context: Context::InspectMessage,
             ..*message
         };
-        let executed = canister.execute(&self.engine, &self.store, &inspect, ENTRY)?;
+        // A trap in inspection refuses the message as a decline does: before it runs.
+        let executed = canister
+            .execute(&self.engine, &self.store, &inspect, ENTRY)
+            .map_err(Reject::ingress_filter)?;
         if !executed.accepted {
             return Err(Reject::new(
                 ErrorCode::CanisterRejectedMessage,

@@ -492,6 +492,23 @@ bad_input!(http_wrong_effective_canister_id, |w| {
         .refused("effective canister id");
 });
 
+bad_input!(http_wrong_effective_canister_id_for_a_1_mib_chunk, |w| {
+    // The effective canister id is read out of an argument whose other fields (here a 1 MiB
+    // chunk) must be skipped; it is checked whatever their size.
+    let chunk = ic::UploadChunkArgs {
+        canister_id: w.chat,
+        chunk: vec![1; 1 << 20],
+    };
+    w.call(
+        Some(&w.admin),
+        Principal::management_canister(),
+        w.bad,
+        "upload_chunk",
+        Encode!(&chunk).unwrap(),
+    )
+    .refused("effective canister id");
+});
+
 bad_input!(http_bogus_delegation, |w| {
     let session = Key::generate();
     let content = signed_append(w, &w.admin, in_a_minute());

@@ -305,12 +305,24 @@ fn uploaded_snapshots_that_this_machine_or_wasm32_cannot_hold_are_refused() {
     );
 
     // 100 GiB of stable memory is within the IC's limit but beyond this machine's memory
-    // (RAM and swap): the load is refused with a reason, and the replica runs on.
+    // (RAM and swap): the load is refused with a reason, and the replica runs on — whether
+    // the canister's memories are in memory or, after a restart, not yet.
     let vast = copy_edited(&mut local, counter, &taken, |m| {
         m.stable_memory_size = 100 << 30;
     })
     .unwrap();
-    let reject = local.load_snapshot(counter, vast).unwrap_err();
+    let reject = local.load_snapshot(counter, vast.clone()).unwrap_err();
     assert!(reject.message.contains("does not fit"), "{reject}");
     local.replica.update(user(), counter, "inc", &[]).unwrap();
+    let mut local = local.reopen();
+    local.stop(counter);
+    let reject = local.load_snapshot(counter, vast).unwrap_err();
+    assert!(reject.message.contains("does not fit"), "{reject}");
+    local.start(counter);
+    let reply = local.replica.update(user(), counter, "inc", &[]).unwrap();
+    assert_eq!(
+        reply[4..8],
+        2i32.to_le_bytes(),
+        "the canister runs on, unchanged"
+    );
 }

@@ -1,19 +1,12 @@
 //! Ctrl-C that leaves a consistent state: outside a critical section it ends the process at
-//! once (every change already committed is whole), and the SDK command running, if any;
-//! inside one — while the canister is stopped for a snapshot or restore — it waits until
-//! the canister runs again. SDK commands run in process groups of their own, so that the
-//! terminal's Ctrl-C reaches only the xtask, which decides.
+//! once (every change already committed is whole), and the terminal ends the SDK command
+//! under way with it; inside one — while the canister is stopped for a snapshot or restore
+//! — it waits until the canister runs again, and SDK commands started there ignore it.
 
-use std::{
-    io,
-    process::{Child, Output},
-    sync::atomic::{AtomicBool, AtomicU32, Ordering},
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 static CRITICAL: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// The SDK command being waited for (its process group's id), or 0.
-static RUNNING: AtomicU32 = AtomicU32::new(0);
 
 /// The exit code of a process ended by SIGINT.
 const INTERRUPTED_EXIT: i32 = 130;
@@ -25,12 +18,6 @@ pub fn install() {
             eprintln!("interrupted: finishing the step so the canister runs again…");
         } else {
             eprintln!("interrupted");
-            let group = RUNNING.load(Ordering::SeqCst);
-            if group != 0 {
-                // SAFETY: kill(2) with a negative pid signals that process group; no memory
-                // is involved.
-                unsafe { libc::kill(-(group as libc::pid_t), libc::SIGINT) };
-            }
             std::process::exit(INTERRUPTED_EXIT);
         }
     };
@@ -50,11 +37,20 @@ pub fn critical<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Waits for an SDK command started in a process group of its own (see the module's doc),
-/// so that Ctrl-C outside a critical section can end it too.
-pub fn wait_for(child: Child) -> io::Result<Output> {
-    RUNNING.store(child.id(), Ordering::SeqCst);
-    let output = child.wait_with_output();
-    RUNNING.store(0, Ordering::SeqCst);
-    output
+/// Makes `command` ignore Ctrl-C when it is started inside a critical section, so that it
+/// finishes the step. It stays in the terminal's process group, so it can still ask for a
+/// password, and a closed terminal still ends it.
+pub fn shield(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    if !CRITICAL.load(Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: between fork and exec the child only calls signal(2), which is
+    // async-signal-safe; an ignored signal stays ignored across exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
 }

@@ -153,8 +153,9 @@ impl MemoryImage {
         bytes: &mut Vec<u8>,
     ) -> Result<Vec<u64>, StoreError> {
         let len = self.len as usize;
-        bytes
-            .try_reserve(len.saturating_sub(bytes.len()))
+        let more = len.saturating_sub(bytes.len());
+        (bytes.try_reserve(more))
+            .or_else(|_| bytes.try_reserve_exact(more))
             .map_err(|_| StoreError::OutOfMemory { bytes: self.len })?;
         bytes.resize(len, 0);
         let mut changed = Vec::new();

@@ -126,10 +126,17 @@ impl Canister {
     }
 
     /// Whether the installed module is wasm64 (false when there is none).
-    pub fn memory64(&mut self, engine: &Engine, store: &Store) -> Result<bool, Reject> {
-        Ok(self
-            .live(engine, store)?
-            .is_some_and(|live| live.compiled.info.memory64))
+    pub fn memory64(&self, engine: &Engine, store: &Store) -> Result<bool, Reject> {
+        if let Some(live) = &self.live {
+            return Ok(live.compiled.info.memory64);
+        }
+        let Some(code) = &self.state.code else {
+            return Ok(false);
+        };
+        let module = store
+            .get(&code.module)
+            .map_err(|e| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string()))?;
+        Ok(engine.compile(&module)?.info.memory64)
     }
 
     /// Whether the installed module exports `entry`; `None` when there is no module.
@@ -484,6 +491,17 @@ impl Canister {
     ) -> Result<(), Reject> {
         let code = transfer::assemble(snapshot, store)?;
         self.load_live(engine, store, &code, snapshot.uploaded())?;
+        if self.live.is_none() {
+            // Not in memory: bring the snapshot's memories in now, so that one this machine
+            // cannot hold is refused here, with nothing changed, not on every later call.
+            let current = self.state.code.replace(code.clone());
+            let loaded = self.live(engine, store).map(drop);
+            if let Err(reject) = loaded {
+                self.state.code = current;
+                self.live = None;
+                return Err(reject);
+            }
+        }
         self.unsaved = None;
         self.state.code = Some(code);
         self.state.certified_data = snapshot.certified_data.clone();

@@ -196,10 +196,10 @@ pub fn effective_canister(canister: &Principal, method: &str, arg: &[u8]) -> Opt
     }
     match method {
         "create_canister" | "provisional_create_canister_with_cycles" => None,
-        "install_chunked_code" => candid_args::decode::<ic::InstallChunkedCodeArgs>(arg)
+        "install_chunked_code" => candid_args::decode_part::<ic::InstallChunkedCodeArgs>(arg)
             .ok()
             .map(|a| a.target_canister),
-        _ => candid_args::decode::<ic::CanisterIdRecord>(arg)
+        _ => candid_args::decode_part::<ic::CanisterIdRecord>(arg)
             .ok()
             .map(|a| a.canister_id),
     }

@@ -1,7 +1,6 @@
 //! Running an SDK's command line (dfx or icp): each command recorded as the user would type
 //! it, stdout and stderr captured together, a failure reported with what the tool said.
 
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -40,12 +39,8 @@ impl Cli {
     fn command(&mut self, args: &[&str]) -> Command {
         self.ran.push(shown(self.name, args));
         let mut command = Command::new(&self.program);
-        // A group of its own: Ctrl-C reaches the xtask, which ends the command or, while the
-        // canister is stopped, lets it finish (`interrupt.rs`).
-        command
-            .args(args)
-            .current_dir(project::root())
-            .process_group(0);
+        command.args(args).current_dir(project::root());
+        crate::interrupt::shield(&mut command);
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -54,14 +49,10 @@ impl Cli {
 
     /// Runs a command to completion and returns what it printed; fails when it fails.
     pub fn run(&mut self, args: &[&str]) -> Result<Printed> {
-        let child = self
+        let output = self
             .command(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.program))?;
-        let output = crate::interrupt::wait_for(child)
+            .output()
             .with_context(|| format!("cannot run {}", self.program))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();

@@ -238,6 +238,13 @@ fn prior(dir: &Path, canister: &str, id: &SnapshotId) -> Result<Prior> {
         bail!("{} is a file; name a new or empty directory", dir.display());
     }
     let marker = downloading_marker(dir)?;
+    // Earlier versions kept the marker inside the directory; it moves out, where dfx cannot
+    // mistake it for the download's.
+    let inside = dir.join(".downloading.json");
+    if inside.is_file() && !marker.exists() {
+        std::fs::rename(&inside, &marker)
+            .with_context(|| format!("cannot move {} beside it", inside.display()))?;
+    }
     if marker.is_file() {
         let unfinished: Downloading = serde_json::from_slice(&std::fs::read(&marker)?)
             .with_context(|| {
