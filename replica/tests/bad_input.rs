@@ -510,47 +510,39 @@ bad_input!(http_wrong_effective_canister_id_for_a_1_mib_chunk, |w| {
 });
 
 bad_input!(http_bogus_delegation, |w| {
-    let session = Key::generate();
-    let content = signed_append(w, &w.admin, in_a_minute());
-    let message = [
-        b"\x0Aic-request".as_slice(),
-        content.to_request_id().as_slice(),
-    ]
-    .concat();
-    let delegation = Delegation {
-        pubkey: session.public_key().serialize_rfc8410_der(),
-        expiration: in_a_minute(),
-        targets: None,
-        permissions: None,
-    };
-    let signed = SignedDelegation {
-        delegation,
-        signature: vec![0; 64],
-    };
-    let bogus = Envelope {
-        content: std::borrow::Cow::Owned(content),
-        sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
-        sender_sig: Some(session.sign_message(&message).to_vec()),
-        sender_delegation: Some(vec![signed]),
-    };
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &bogus.encode_bytes(),
+        &delegated_append(w, None, true),
     )
     .refused("delegation 0 has an invalid signature");
 });
 
 bad_input!(http_call_under_a_queries_only_delegation, |w| {
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &delegated_append(w, Some(DelegationPermissions::Queries), false),
+    )
+    .refused("permits only queries");
+});
+
+/// An append from the admin, signed by a session key the admin delegated to with
+/// `permissions`; with `forged`, the delegation's signature is zeros.
+fn delegated_append(
+    w: &World,
+    permissions: Option<DelegationPermissions>,
+    forged: bool,
+) -> Vec<u8> {
     let session = Key::generate();
     let delegation = Delegation {
         pubkey: session.public_key().serialize_rfc8410_der(),
         expiration: in_a_minute(),
         targets: None,
-        permissions: Some(DelegationPermissions::Queries),
+        permissions,
     };
-    let signed = SignedDelegation {
-        signature: w.admin.sign_message(&delegation.signable()).to_vec(),
-        delegation,
+    let signature = if forged {
+        vec![0; 64]
+    } else {
+        w.admin.sign_message(&delegation.signable()).to_vec()
     };
     let content = signed_append(w, &w.admin, in_a_minute());
     let message = [
@@ -558,18 +550,17 @@ bad_input!(http_call_under_a_queries_only_delegation, |w| {
         content.to_request_id().as_slice(),
     ]
     .concat();
-    let envelope = Envelope {
+    Envelope {
         content: std::borrow::Cow::Owned(content),
         sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
         sender_sig: Some(session.sign_message(&message).to_vec()),
-        sender_delegation: Some(vec![signed]),
-    };
-    w.post(
-        &format!("/api/v4/canister/{}/call", w.chat),
-        &envelope.encode_bytes(),
-    )
-    .refused("permits only queries");
-});
+        sender_delegation: Some(vec![SignedDelegation {
+            delegation,
+            signature,
+        }]),
+    }
+    .encode_bytes()
+}
 
 /// The admin's call to the chat, made before the state is observed: its request id.
 fn an_admin_call(w: &World) -> ic_transport_types::RequestId {
