@@ -69,6 +69,20 @@ fn label(bytes: &[u8]) -> Label {
     bytes.to_vec().into()
 }
 
+/// An anonymous query of the chat's `dump`, as an envelope.
+fn anonymous_dump(chat: Principal) -> Vec<u8> {
+    let query = EnvelopeContent::Query {
+        ingress_expiry: now() + 60_000_000_000,
+        sender: Principal::anonymous(),
+        canister_id: chat,
+        method_name: "dump".into(),
+        arg: Encode!().unwrap(),
+        nonce: None,
+        sender_info: None,
+    };
+    envelope(query, None)
+}
+
 /// A read_state of `paths` signed by `key`, sent to `endpoint` (`canister/<id>` or
 /// `subnet/<id>`): the HTTP status and body.
 fn read_state(
@@ -192,19 +206,10 @@ fn eight_concurrent_clients_lose_no_append() {
     for client in clients {
         client.join().unwrap();
     }
-    let query = EnvelopeContent::Query {
-        ingress_expiry: now() + 60_000_000_000,
-        sender: Principal::anonymous(),
-        canister_id: chat,
-        method_name: "dump".into(),
-        arg: Encode!().unwrap(),
-        nonce: None,
-        sender_info: None,
-    };
     let (status, body) = post(
         address,
         &format!("/api/v3/canister/{chat}/query"),
-        &envelope(query, None),
+        &anonymous_dump(chat),
     );
     assert_eq!(status, 200);
     let response: ic_transport_types::QueryResponse = serde_cbor::from_slice(&body).unwrap();
@@ -435,16 +440,7 @@ fn browsers_on_any_origin_may_call() {
         );
     }
 
-    let query = EnvelopeContent::Query {
-        ingress_expiry: now() + 60_000_000_000,
-        sender: Principal::anonymous(),
-        canister_id: chat,
-        method_name: "dump".into(),
-        arg: Encode!().unwrap(),
-        nonce: None,
-        sender_info: None,
-    };
-    let body = envelope(query, None);
+    let body = anonymous_dump(chat);
     let (answer, _) = exchange(
         served.address(),
         &format!(
