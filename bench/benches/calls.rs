@@ -3,7 +3,7 @@
 //! run — calls per second and latency p50/p99 — and the instructions (performance counter)
 //! an `append` and a `page` take as the chat grows to 1, 10,000 and 1,000,000 messages.
 //! Prints JSON lines (see `common/figures.rs`); `-- --quick` runs fewer calls and stops at
-//! 1,000 messages. Needs `CHAT_WASM` (`cargo xtask bench` sets it).
+//! 1,000 messages. Runs the canister `cargo xtask build` wrote (or `$CHAT_WASM`).
 
 #[path = "common/figures.rs"]
 mod figures;
@@ -25,11 +25,9 @@ struct Sizes {
 }
 
 fn main() {
-    let wasm = std::fs::read(
-        std::env::var("CHAT_WASM")
-            .expect("set CHAT_WASM=target/canister/chat.wasm (run `cargo xtask build` first)"),
-    )
-    .expect("CHAT_WASM names the built chat canister");
+    let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
+    let path = project_tools::chat_wasm(&target).unwrap_or_else(|e| panic!("{e}"));
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"));
     let sizes = if std::env::args().any(|a| a == "--quick") {
         Sizes {
             in_process: 300,

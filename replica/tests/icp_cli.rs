@@ -1,7 +1,7 @@
 //! The real icp-cli 1.5 against the served replica, addressing the canister by id on a
 //! connected network: create (through the CMC and the cycles ledger), install, calls,
 //! stop/start, snapshot create/list/restore, and snapshot download → upload round trip.
-//! `cargo xtask test` installs icp-cli and sets `ICP_BIN`.
+//! icp-cli is `$ICP_BIN`, else the project's own install (made by the first test to need it).
 
 mod common;
 
@@ -50,8 +50,7 @@ impl Icp<'_> {
 
 #[test]
 fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
-    let binary = std::env::var("ICP_BIN")
-        .expect("ICP_BIN is not set: run `cargo xtask test`, which installs icp-cli first");
+    let binary = common::icp_binary().display().to_string();
     let home = tempfile::tempdir().unwrap();
     let served = Served::new(Local::new());
     let icp = Icp {

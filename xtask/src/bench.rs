@@ -16,7 +16,9 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use xshell::cmd;
 
-use crate::{build, project, test::CHAT_WASM_ENV, tools};
+use project_tools::CHAT_WASM_ENV;
+
+use crate::{build, project, tools};
 
 const RUNS: usize = 5;
 

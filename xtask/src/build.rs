@@ -9,9 +9,11 @@ use ic_wasm::metadata::{Kind, add_metadata};
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
-use crate::project;
+use crate::{
+    preflight::{self, WASM_TARGET},
+    project,
+};
 
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "canister";
 /// The metadata name under which dfx and icp-cli look for a canister's interface.
 pub const CANDID_METADATA: &str = "candid:service";
@@ -40,7 +42,7 @@ impl Artifact {
 
 /// Where `cargo xtask build` writes the canister.
 pub fn output_dir() -> PathBuf {
-    project::target_dir().join("canister")
+    project_tools::canister_dir(&project::target_dir())
 }
 
 /// The checked-in interface of the chat canister.
@@ -49,8 +51,9 @@ pub fn did_source() -> PathBuf {
 }
 
 pub fn build() -> Result<Artifact> {
+    preflight::wasm_target()?;
+    preflight::disk("building the canister", 2)?;
     let sh = project::shell()?;
-    ensure_wasm_target(&sh)?;
     compile(&sh)?;
     let compiled = project::target_dir()
         .join(WASM_TARGET)
@@ -90,20 +93,6 @@ pub fn package(compiled: &[u8], did: &str) -> Result<Vec<u8>> {
     Ok(module.emit_wasm())
 }
 
-fn ensure_wasm_target(sh: &Shell) -> Result<()> {
-    let sysroot = cmd!(sh, "rustc --print sysroot")
-        .quiet()
-        .read()
-        .context("cannot run rustc: install Rust with rustup")?;
-    let target = Path::new(&sysroot).join("lib/rustlib").join(WASM_TARGET);
-    if !target.is_dir() {
-        bail!(
-            "the Rust target {WASM_TARGET} is not installed: run `rustup target add {WASM_TARGET}`"
-        );
-    }
-    Ok(())
-}
-
 fn compile(sh: &Shell) -> Result<()> {
     let cargo = project::cargo();
     // Paths of the checkout and of cargo's registry end up in panic messages; mapping them to
@@ -138,11 +127,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test::CHAT_WASM_ENV;
 
     fn built_wasm() -> Vec<u8> {
-        let path = std::env::var_os(CHAT_WASM_ENV)
-            .unwrap_or_else(|| panic!("{CHAT_WASM_ENV} is not set: run `cargo xtask test`, which builds the canister first"));
+        let path =
+            project_tools::chat_wasm(&project::target_dir()).unwrap_or_else(|e| panic!("{e}"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
     }
 
@@ -187,7 +175,7 @@ mod tests {
                 .join(PROFILE)
                 .join("chat.wasm"),
         )
-        .expect("run `cargo xtask test`, which builds the canister first");
+        .expect("the compiled canister is missing: run `cargo xtask build`");
         let did = std::fs::read_to_string(did_source()).unwrap();
         let once = package(&compiled, &did).unwrap();
         assert_eq!(once, package(&compiled, &did).unwrap());

@@ -12,6 +12,7 @@ mod build;
 mod fuzz;
 mod interrupt;
 mod lifecycle;
+mod preflight;
 mod project;
 mod records;
 mod test;
@@ -198,6 +199,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    project::find_root()?;
     let command = match cli.command {
         Command::Build => return build::build().map(|artifact| artifact.report()),
         Command::Test => return test::run(),
@@ -297,7 +299,7 @@ fn print_json(json: bool, value: &serde_json::Value) {
 
 /// The canister to install: `$CHAT_WASM` when set (the tests' prebuilt one), else a fresh build.
 fn canister_wasm() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(test::CHAT_WASM_ENV) {
+    if let Some(path) = std::env::var_os(project_tools::CHAT_WASM_ENV) {
         return Ok(PathBuf::from(path));
     }
     let artifact = build::build()?;

@@ -8,11 +8,38 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::{Cmd, Shell};
 
-/// The workspace root.
+static ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Finds the checkout this command runs in: the one cargo names at run time
+/// (`CARGO_MANIFEST_DIR` is the xtask's own directory under `cargo xtask`), else the nearest
+/// one above the working directory. Never the checkout the binary was compiled in: clones
+/// sharing one `CARGO_TARGET_DIR` share this binary too.
+pub fn find_root() -> Result<&'static Path> {
+    if let Some(root) = ROOT.get() {
+        return Ok(root);
+    }
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let found = manifest_dir
+        .iter()
+        .chain([&cwd])
+        .find_map(|start| start.ancestors().find(|dir| is_root(dir)))
+        .with_context(|| {
+            format!(
+                "{} is not inside a canister-snapshots checkout: run `cargo xtask` in one",
+                cwd.display()
+            )
+        })?;
+    Ok(ROOT.get_or_init(|| found.to_path_buf()))
+}
+
+fn is_root(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file() && dir.join("xtask/Cargo.toml").is_file()
+}
+
+/// The workspace root; `main` has found it with `find_root` before anything asks.
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the workspace root")
+    find_root().expect("the project root is found at start")
 }
 
 /// Cargo's target directory.

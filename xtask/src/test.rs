@@ -1,30 +1,33 @@
-//! `cargo xtask test`: builds what the tests need (the canister; icp-cli from npm into the
-//! project), then runs every test of the workspace.
+//! `cargo xtask test`: checks what the run needs, installs icp-cli from npm into the project
+//! and builds the canister, then runs every test of the workspace.
 
 use anyhow::{Result, bail};
+use project_tools::{CHAT_WASM_ENV, ICP_BIN_ENV};
 use xshell::cmd;
 
-use crate::{build, project, tools};
-
-/// Tells the tests where the built canister is.
-pub const CHAT_WASM_ENV: &str = "CHAT_WASM";
+use crate::{build, preflight, project, tools};
 
 pub fn run() -> Result<()> {
-    let artifact = build::build()?;
-    artifact.report();
+    preflight::wasm_target()?;
+    preflight::disk("cargo xtask test", TEST_BUILD_GIB)?;
     // The HTTP tests drive the real icp-cli.
-    let icp = match std::env::var_os("ICP_BIN") {
+    let icp = match std::env::var_os(ICP_BIN_ENV) {
         Some(icp) => std::path::PathBuf::from(icp),
         None => tools::install_icp()?,
     };
+    let artifact = build::build()?;
+    artifact.report();
     let sh = project::shell()?;
     let cargo = project::cargo();
     let tests = cmd!(sh, "{cargo} test --workspace --locked")
         .env(CHAT_WASM_ENV, &artifact.wasm)
-        .env("ICP_BIN", icp);
+        .env(ICP_BIN_ENV, icp);
     let status = project::status(tests)?;
     if !status.success() {
         bail!("tests failed ({status}); see the failures above");
     }
     Ok(())
 }
+
+/// What a cold test build writes to the target directory, with room to spare.
+const TEST_BUILD_GIB: u64 = 8;

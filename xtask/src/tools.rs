@@ -3,45 +3,27 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xshell::cmd;
 
-use crate::project;
-
-/// The icp-cli release the project is tested with.
-const ICP_PACKAGE: &str = "@icp-sdk/icp-cli-linux-x64@1.5.0";
-
-fn tools_dir() -> PathBuf {
-    project::root().join(".tools")
-}
+use crate::{preflight, project};
 
 /// Where `install_icp` puts the icp binary.
 pub fn icp_path() -> PathBuf {
-    tools_dir().join("node_modules/@icp-sdk/icp-cli-linux-x64/bin/icp")
+    project_tools::icp_path(project::root())
 }
 
 /// Installs icp-cli from npm into `.tools/` (once); returns the binary.
 pub fn install_icp() -> Result<PathBuf> {
     let icp = icp_path();
-    if icp.is_file() {
-        return Ok(icp);
-    }
-    let sh = project::shell()?;
-    let dir = tools_dir();
-    std::fs::create_dir_all(&dir)?;
-    let installed = cmd!(
-        sh,
-        "npm install --prefix {dir} --no-audit --no-fund --no-save {ICP_PACKAGE}"
-    )
-    .quiet()
-    .run();
-    if installed.is_err() || !icp.is_file() {
-        bail!(
-            "could not install icp-cli ({ICP_PACKAGE}) with npm into {}: install Node.js and npm, or set ICP_BIN",
-            dir.display()
+    if !icp.is_file() {
+        preflight::npm()?;
+        eprintln!(
+            "installing icp-cli ({}) into .tools/ with npm",
+            project_tools::ICP_PACKAGE
         );
     }
-    Ok(icp)
+    project_tools::install_icp(project::root()).map_err(anyhow::Error::msg)
 }
 
 /// Builds the replica binary (a no-op when it is current) and returns its path.

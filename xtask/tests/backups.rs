@@ -77,7 +77,7 @@ fn download_upload_restore_gives_back_the_same_chat() {
     }
     assert_eq!(
         std::fs::read(backup.join("wasm_module.bin")).unwrap(),
-        std::fs::read(std::env::var("CHAT_WASM").unwrap()).unwrap(),
+        std::fs::read(&user.wasm).unwrap(),
         "the backup holds the installed module byte for byte"
     );
     let verified = user.json(&["verify-backup", backup.to_str().unwrap()]);

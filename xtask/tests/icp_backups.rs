@@ -1,7 +1,7 @@
 //! Backups cross between tools: the real icp-cli uploads and restores a backup that
 //! `cargo xtask download` made, and the xtask reads and uploads one that icp-cli downloaded.
-//! icp-cli talks to the replica served by `cargo xtask serve`. `cargo xtask test` installs
-//! icp-cli and sets `ICP_BIN`.
+//! icp-cli talks to the replica served by `cargo xtask serve`. icp-cli is `$ICP_BIN`, else the
+//! project's own install (made by the first test to need it).
 
 mod common;
 
@@ -63,8 +63,10 @@ struct Icp<'a> {
 impl Icp<'_> {
     /// `icp <args> -n <url> -k <root key>`; stdout.
     fn run(&self, args: &[&str]) -> String {
-        let binary = std::env::var("ICP_BIN")
-            .expect("ICP_BIN is not set: run `cargo xtask test`, which installs icp-cli first");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let binary = project_tools::icp(root).unwrap_or_else(|e| panic!("{e}"));
         let output = Command::new(binary)
             .args(args)
             .args(["-n", &self.served.url, "-k", &self.served.root_key])

@@ -3,6 +3,8 @@
 //! strings and log what they were asked. Neither SDK can be installed on the machines this
 //! project is built on; the stand-ins stop at the command line, where the real tools begin.
 
+mod common;
+
 use std::{fs, path::Path, process::Command};
 
 /// Copies the stand-in for `tool` into a fresh directory and runs the demo through it.
@@ -26,6 +28,7 @@ fn demo_through(tool: &str, extra: &[&str]) -> (String, Vec<String>) {
         .arg(dir.path().join("state"))
         .args(extra)
         .arg("demo")
+        .env(project_tools::CHAT_WASM_ENV, common::chat_wasm())
         .env("PATH", path)
         .env("ICP_BIN", &fake)
         .env(
@@ -109,7 +112,9 @@ fn the_icp_backend_runs_the_demo_through_icp_json_output() {
 /// Runs the xtask with `args` and the environment given; returns stdout, asserting success.
 fn xtask(args: &[&str], env: &[(&str, &Path)]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args(args);
+    command
+        .args(args)
+        .env(project_tools::CHAT_WASM_ENV, common::chat_wasm());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -197,6 +202,7 @@ fn interrupted_demo(step: &str) -> (Option<i32>, Vec<String>, Vec<String>) {
         .args(["--backend", "dfx", "--state-dir"])
         .arg(dir.path().join("state"))
         .arg("demo")
+        .env(project_tools::CHAT_WASM_ENV, common::chat_wasm())
         .env("PATH", search)
         .env("DFX_SLOW", "3")
         .stdout(std::process::Stdio::piped())
@@ -251,4 +257,67 @@ fn ctrl_c_elsewhere_ends_the_sdk_command_too() {
         !finished.contains(&"deploy chat --yes".to_owned()),
         "the deploy ran on: {finished:?}"
     );
+}
+
+/// Two clones that share one `CARGO_TARGET_DIR` share this binary; each run acts on the
+/// checkout it runs in — where cargo says (`CARGO_MANIFEST_DIR` at run time), else the one
+/// above the working directory — never on the checkout that compiled it.
+#[test]
+fn each_checkout_sharing_the_binary_acts_on_its_own_tree() {
+    let clones = tempfile::tempdir().unwrap();
+    for (name, by_cargo) in [("first", true), ("second", false)] {
+        let checkout = clones.path().join(name);
+        fs::create_dir_all(checkout.join("xtask/src")).unwrap();
+        for file in ["Cargo.toml", "xtask/Cargo.toml"] {
+            fs::write(checkout.join(file), "").unwrap();
+        }
+        let tools = checkout.join("stand-ins");
+        fs::create_dir(&tools).unwrap();
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/dfx"),
+            tools.join("dfx"),
+        )
+        .unwrap();
+        let mut run = |backend: &str| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+            command
+                .args(["--backend", backend, "demo"])
+                .env(project_tools::CHAT_WASM_ENV, common::chat_wasm())
+                .env(
+                    "PATH",
+                    format!("{}:{}", tools.display(), std::env::var("PATH").unwrap()),
+                );
+            if by_cargo {
+                command
+                    .env("CARGO_MANIFEST_DIR", checkout.join("xtask"))
+                    .current_dir(clones.path());
+            } else {
+                command
+                    .env_remove("CARGO_MANIFEST_DIR")
+                    .current_dir(checkout.join("xtask/src"));
+            }
+            let output = command.output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            assert!(
+                output.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            stdout
+        };
+        let embedded = run("embedded");
+        let state = checkout.join(".canister-snapshots/embedded");
+        assert!(
+            embedded.contains(&format!("state in {}", state.display())),
+            "{embedded}"
+        );
+        assert!(state.is_dir(), "the replica's state is in {name}'s tree");
+        run("dfx");
+        let cwds = fs::read_to_string(tools.join("cwd.log")).unwrap();
+        assert!(
+            !cwds.is_empty() && cwds.lines().all(|cwd| Path::new(cwd) == checkout),
+            "every dfx command ran in {}: {cwds}",
+            checkout.display()
+        );
+    }
 }

@@ -17,10 +17,19 @@ pub fn stranger() -> Principal {
     Principal::self_authenticating(b"someone else")
 }
 
+/// The chat canister that `cargo xtask build` wrote (or `$CHAT_WASM`).
 pub fn chat_wasm() -> Vec<u8> {
-    let path = std::env::var_os("CHAT_WASM")
-        .expect("CHAT_WASM is not set: run `cargo xtask test`, which builds the canister first");
+    let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
+    let path = project_tools::chat_wasm(&target).unwrap_or_else(|e| panic!("{e}"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
+}
+
+/// icp-cli: `$ICP_BIN`, else the project's install (made now when missing).
+pub fn icp_binary() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    project_tools::icp(root).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn wat(text: &str) -> Vec<u8> {

@@ -1,23 +1,30 @@
 //! The xtask binary run as a user runs it: on the embedded backend, with its state in a
-//! temporary directory. `cargo xtask test` builds the canister and sets `CHAT_WASM`, which
-//! the binary installs instead of building again.
+//! temporary directory. The binary installs the canister that `cargo xtask build` wrote
+//! (or `$CHAT_WASM`), named to it by `CHAT_WASM`, instead of building again.
 
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
 
 pub struct User {
     pub state: tempfile::TempDir,
+    pub wasm: PathBuf,
+}
+
+/// The chat canister that `cargo xtask build` wrote (or `$CHAT_WASM`).
+pub fn chat_wasm() -> PathBuf {
+    let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
+    project_tools::chat_wasm(&target).unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl User {
     pub fn new() -> Self {
-        assert!(
-            std::env::var_os("CHAT_WASM").is_some(),
-            "CHAT_WASM is not set: run `cargo xtask test`, which builds the canister first"
-        );
         Self {
             state: tempfile::tempdir().unwrap(),
+            wasm: chat_wasm(),
         }
     }
 
@@ -27,6 +34,7 @@ impl User {
             .args(["--backend", "embedded", "--state-dir"])
             .arg(self.state.path())
             .args(args)
+            .env(project_tools::CHAT_WASM_ENV, &self.wasm)
             .output()
             .unwrap()
     }

@@ -1,0 +1,103 @@
+//! Where the project's built canister and its project-local tools are, and how a tool gets
+//! installed: one answer for `cargo xtask` and for tests run by plain `cargo test`, so that
+//! both find the same files without being told.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Names the built canister for the tests, overriding where `cargo xtask build` writes it.
+pub const CHAT_WASM_ENV: &str = "CHAT_WASM";
+/// Names an icp binary to use instead of the project's own install.
+pub const ICP_BIN_ENV: &str = "ICP_BIN";
+
+/// The icp-cli release the project is tested with.
+pub const ICP_PACKAGE: &str = "@icp-sdk/icp-cli-linux-x64@1.5.0";
+
+/// Where `cargo xtask build` writes the canister, under cargo's target directory.
+pub fn canister_dir(target_dir: &Path) -> PathBuf {
+    target_dir.join("canister")
+}
+
+/// The chat canister for a test: `$CHAT_WASM`, else what `cargo xtask build` wrote.
+pub fn chat_wasm(target_dir: &Path) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(CHAT_WASM_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let built = canister_dir(target_dir).join("chat.wasm");
+    if built.is_file() {
+        Ok(built)
+    } else {
+        Err(format!(
+            "{} is missing: run `cargo xtask build` (or set {CHAT_WASM_ENV} to a built chat.wasm)",
+            built.display()
+        ))
+    }
+}
+
+/// The cargo target directory of a test crate, from the `CARGO_TARGET_TMPDIR` (its `tmp/`)
+/// that cargo gives integration tests and benches.
+pub fn target_dir_of_tests(target_tmpdir: &str) -> PathBuf {
+    Path::new(target_tmpdir)
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR lies inside the target directory")
+        .to_path_buf()
+}
+
+/// The project's own tools directory (git-ignored).
+pub fn tools_dir(root: &Path) -> PathBuf {
+    root.join(".tools")
+}
+
+/// Where `install_icp` puts the icp binary.
+pub fn icp_path(root: &Path) -> PathBuf {
+    tools_dir(root).join("node_modules/@icp-sdk/icp-cli-linux-x64/bin/icp")
+}
+
+/// The icp binary: `$ICP_BIN`, else the project's install, made now if it is missing.
+pub fn icp(root: &Path) -> Result<PathBuf, String> {
+    match std::env::var_os(ICP_BIN_ENV) {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => install_icp(root),
+    }
+}
+
+/// Installs icp-cli from npm into the project's tools directory, once; returns the binary.
+/// A lock file keeps concurrent installs (two test binaries, two terminals) from mixing.
+pub fn install_icp(root: &Path) -> Result<PathBuf, String> {
+    let icp = icp_path(root);
+    if icp.is_file() {
+        return Ok(icp);
+    }
+    let dir = tools_dir(root);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let lock = File::create(dir.join(".install.lock"))
+        .and_then(|file| file.lock().map(|()| file))
+        .map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+    if !icp.is_file() {
+        let output = Command::new("npm")
+            .args(["install", "--prefix"])
+            .arg(&dir)
+            .args(["--no-audit", "--no-fund", "--no-save", ICP_PACKAGE])
+            .output();
+        let failed = match &output {
+            Err(e) => Some(format!("cannot run npm ({e})")),
+            Ok(output) if !output.status.success() || !icp.is_file() => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let lines: Vec<_> = stderr.lines().collect();
+                Some(lines[lines.len().saturating_sub(5)..].join("\n"))
+            }
+            Ok(_) => None,
+        };
+        if let Some(why) = failed {
+            return Err(format!(
+                "could not install icp-cli ({ICP_PACKAGE}) with npm into {}: install Node.js and npm, or set {ICP_BIN_ENV}\n{why}",
+                dir.display()
+            ));
+        }
+    }
+    drop(lock);
+    Ok(icp)
+}
