@@ -8,7 +8,7 @@
 #[path = "common/figures.rs"]
 mod figures;
 // The replica tests' own client, so that the bench signs and reads calls as they do.
-#[path = "../../replica/tests/common/http_client.rs"]
+#[path = "../../replica/tests/suite/common/http_client.rs"]
 mod http_client;
 
 use std::time::{Duration, Instant};

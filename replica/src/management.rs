@@ -205,7 +205,7 @@ impl Call<'_> {
         let message = self.message(arg);
         let replica = &mut *self.replica;
         let canister = replica.canisters.get_mut(&id).expect("checked");
-        canister.install(&replica.engine, &mut replica.store, mode, wasm, &message)
+        canister.install(replica.engine, &mut replica.store, mode, wasm, &message)
     }
 
     fn upload_chunk(&mut self, args: ic::UploadChunkArgs) -> Outcome<ic::ChunkHash> {
@@ -466,7 +466,7 @@ impl Call<'_> {
         let snapshot = find_snapshot(owner_state, &args.snapshot_id)?.clone();
         let replica = &mut *self.replica;
         let canister = replica.canisters.get_mut(&id).expect("checked");
-        canister.load(&replica.engine, &mut replica.store, &snapshot, time, sender)
+        canister.load(replica.engine, &mut replica.store, &snapshot, time, sender)
     }
 
     fn list_snapshots(&mut self, args: ic::CanisterIdRecord) -> Outcome<Vec<ic::Snapshot>> {
@@ -517,7 +517,7 @@ impl Call<'_> {
             .canisters
             .get_mut(&args.canister_id)
             .expect("checked");
-        let memory64 = canister.memory64(&replica.engine, &replica.store)?;
+        let memory64 = canister.memory64(replica.engine, &replica.store)?;
         let state = &mut canister.state;
         let id = ids::snapshot_id(state.next_snapshot, &state.id);
         let snapshot = transfer::from_metadata(id.clone(), time, state.version, memory64, &args)?;

@@ -68,7 +68,7 @@ pub struct CanisterFacts {
 pub struct Replica {
     metadata_cache: std::sync::Mutex<std::collections::HashMap<Hash, Metadata>>,
     pub(crate) store: Store,
-    pub(crate) engine: Engine,
+    pub(crate) engine: &'static Engine,
     pub(crate) canisters: BTreeMap<Principal, Canister>,
     pub(crate) next_canister: u64,
     last_time: u64,
@@ -92,7 +92,7 @@ impl Replica {
         let mut replica = Self {
             metadata_cache: Default::default(),
             store,
-            engine: Engine::new(),
+            engine: Engine::shared(),
             canisters: BTreeMap::new(),
             next_canister: 0,
             last_time: 0,
@@ -478,7 +478,7 @@ impl Replica {
             })?;
         }
         let canister = self.canisters.get_mut(&canister_id).expect("found above");
-        let executed = canister.execute(&self.engine, &self.store, &message, &entry);
+        let executed = canister.execute(self.engine, &self.store, &message, &entry);
         crate::fault::point("execute:done");
         let executed = executed?;
         self.last_instructions = executed.instructions;
@@ -498,7 +498,7 @@ impl Replica {
             .canisters
             .get_mut(canister_id)
             .expect("checked by caller");
-        if canister.exports(&self.engine, &self.store, ENTRY)? != Some(true) {
+        if canister.exports(self.engine, &self.store, ENTRY)? != Some(true) {
             return Ok(());
         }
         let inspect = Message {
@@ -507,7 +507,7 @@ impl Replica {
         };
         // A trap in inspection refuses the message as a decline does: before it runs.
         let executed = canister
-            .execute(&self.engine, &self.store, &inspect, ENTRY)
+            .execute(self.engine, &self.store, &inspect, ENTRY)
             .map_err(Reject::ingress_filter)?;
         if !executed.accepted {
             return Err(Reject::new(
@@ -547,7 +547,7 @@ impl Replica {
             ] {
                 if is_due
                     && canister
-                        .exports(&self.engine, &self.store, entry)
+                        .exports(self.engine, &self.store, entry)
                         .ok()
                         .flatten()
                         == Some(true)
@@ -575,7 +575,7 @@ impl Replica {
                 subnet_id,
             };
             // A failed task is in the canister's log; it does not fail the round.
-            let _ = canister.execute(&self.engine, &self.store, &task, entry);
+            let _ = canister.execute(self.engine, &self.store, &task, entry);
         }
     }
 
@@ -603,7 +603,7 @@ impl Replica {
             .expect("checked by caller");
         for (kind, context) in candidates {
             let entry = format!("{kind} {method}");
-            match canister.exports(&self.engine, &self.store, &entry)? {
+            match canister.exports(self.engine, &self.store, &entry)? {
                 None => {
                     return Err(Reject::new(
                         ErrorCode::CanisterWasmModuleNotFound,

@@ -97,5 +97,5 @@ fn free_bytes(dir: &Path) -> Result<u64> {
     }
     // SAFETY: statvfs succeeded and filled it.
     let stat = unsafe { stat.assume_init() };
-    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+    Ok(stat.f_bavail * stat.f_frsize)
 }

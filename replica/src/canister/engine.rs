@@ -10,13 +10,16 @@
 //! message wrote, not the size of the heap.
 
 use std::{
-    collections::{BTreeSet, HashSet},
-    sync::Arc,
+    collections::{BTreeSet, HashMap, HashSet},
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use wasmtime::{Config, Instance, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, Val};
 
+use super::code_cache::{self, CodeCache};
 use super::dirty::Tracker;
 use super::env::{Env, LogLine};
 use super::module::{self, MEMORY_EXPORT, ModuleInfo, START_EXPORT};
@@ -60,7 +63,14 @@ pub struct Engine {
     linker64: Linker<Env>,
     names32: HashSet<&'static str>,
     names64: HashSet<&'static str>,
+    /// Modules compiled in this process, by the SHA-256 of the bytes given to `compile`.
+    compiled: Mutex<HashMap<[u8; 32], Arc<Compiled>>>,
+    /// Machine code kept between processes.
+    code_cache: Option<CodeCache>,
 }
+
+/// How many compiled modules a process keeps at most; past it the map starts again.
+const COMPILED_IN_MEMORY: usize = 64;
 
 /// What became of one execution.
 pub struct Outcome<T = WasmState> {
@@ -81,6 +91,20 @@ pub struct Kept {
 }
 
 impl Engine {
+    /// The process's engine: every replica in a process shares it, and so the modules it
+    /// compiled (wasmtime code belongs to the engine that compiled it).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<Engine> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut engine = Self::new();
+            let mut id = DefaultHasher::new();
+            engine.engine.precompile_compatibility_hash().hash(&mut id);
+            engine.code_cache = CodeCache::for_user(id.finish());
+            engine
+        })
+    }
+
+    /// An engine of its own, with no code kept on disk.
     pub fn new() -> Self {
         let mut config = Config::new();
         config
@@ -102,11 +126,27 @@ impl Engine {
             linker64,
             names32: names32.into_iter().collect(),
             names64: names64.into_iter().collect(),
+            compiled: Mutex::default(),
+            code_cache: None,
         }
     }
 
-    /// Validates, prepares and compiles a module (gzipped or not).
+    /// Validates, prepares and compiles a module (gzipped or not), once per process.
     pub fn compile(&self, wasm: &[u8]) -> Result<Arc<Compiled>, Reject> {
+        let key: [u8; 32] = Sha256::digest(wasm).into();
+        if let Some(compiled) = self.compiled.lock().expect("not poisoned").get(&key) {
+            return Ok(compiled.clone());
+        }
+        let compiled = Arc::new(self.compile_anew(wasm)?);
+        let mut kept = self.compiled.lock().expect("not poisoned");
+        if kept.len() >= COMPILED_IN_MEMORY {
+            kept.clear();
+        }
+        kept.insert(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn compile_anew(&self, wasm: &[u8]) -> Result<Compiled, Reject> {
         let wasm = module::decompress(wasm)?;
         let info = module::prepare(&wasm)?;
         let (linker, names) = if info.memory64 {
@@ -124,12 +164,37 @@ impl Engine {
                 }
             )));
         }
-        let compiled = wasmtime::Module::new(&self.engine, &info.prepared)
-            .map_err(|e| invalid(format!("{e:#}")))?;
+        let compiled = self.machine_code(&info.prepared)?;
         let pre = linker
             .instantiate_pre(&compiled)
             .map_err(|e| invalid(format!("{e:#}").replace("ic0::", "ic0.")))?;
-        Ok(Arc::new(Compiled { pre, info }))
+        Ok(Compiled { pre, info })
+    }
+
+    /// The prepared module compiled, or its code as an earlier process kept it.
+    fn machine_code(&self, prepared: &[u8]) -> Result<wasmtime::Module, Reject> {
+        let cache = self
+            .code_cache
+            .as_ref()
+            .filter(|_| prepared.len() >= code_cache::MIN_MODULE_BYTES);
+        let key: [u8; 32] = Sha256::digest(prepared).into();
+        if let Some(code) = cache.and_then(|cache| cache.read(&key)) {
+            // SAFETY: `serialize` of an engine with this one's compatibility hash (the cache
+            // directory is named after it) wrote these bytes, whole as their checksum shows,
+            // into a directory only this user can write. wasmtime refuses, rather than runs,
+            // code of another version or configuration.
+            if let Ok(module) = unsafe { wasmtime::Module::deserialize(&self.engine, &code) } {
+                return Ok(module);
+            }
+        }
+        let module =
+            wasmtime::Module::new(&self.engine, prepared).map_err(|e| invalid(format!("{e:#}")))?;
+        if let Some(cache) = cache
+            && let Ok(code) = module.serialize()
+        {
+            cache.write(&key, &code);
+        }
+        Ok(module)
     }
 
     /// Runs `entry` (if the module exports it) on `state`, after the start function when
@@ -587,6 +652,60 @@ mod tests {
         assert_eq!(told, BTreeSet::from([3]));
         assert_eq!(saved.len(), heap.len());
         assert_eq!(saved[P], 0, "page 1 was not looked at");
+    }
+
+    /// A module over the size the code cache keeps, exporting `name`.
+    fn large_module(name: &str) -> Vec<u8> {
+        let data = "a".repeat(code_cache::MIN_MODULE_BYTES);
+        wat::parse_str(format!(
+            r#"(module (memory 2) (data (i32.const 0) "{data}") (func (export "canister_query {name}")))"#
+        ))
+        .unwrap()
+    }
+
+    fn exported(compiled: &Compiled) -> Vec<String> {
+        let exports = compiled.pre.module().exports();
+        exports
+            .map(|e| e.name().to_owned())
+            .filter(|n| n.starts_with("canister_"))
+            .collect()
+    }
+
+    #[test]
+    fn a_module_is_compiled_once_per_process_and_its_code_kept_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_cache = || {
+            let mut engine = Engine::new();
+            engine.code_cache = Some(CodeCache::at(dir.path().join("code")));
+            engine
+        };
+        let first = with_cache();
+        let wasm = large_module("first");
+        let compiled = first.compile(&wasm).unwrap();
+        assert!(Arc::ptr_eq(&compiled, &first.compile(&wasm).unwrap()));
+
+        // Put another module's code where the first one's is kept: a second engine that runs
+        // what it reads there, rather than compiling, exports the other module's method.
+        let other = first.compile(&large_module("other")).unwrap();
+        let kept = |wasm: &[u8]| {
+            let prepared = module::prepare(wasm).unwrap().prepared;
+            dir.path()
+                .join("code")
+                .join(crate::store::hex(&Sha256::digest(prepared)))
+        };
+        std::fs::copy(kept(&large_module("other")), kept(&wasm)).unwrap();
+        assert_eq!(exported(&other), ["canister_query other"]);
+        assert_eq!(
+            exported(&with_cache().compile(&wasm).unwrap()),
+            ["canister_query other"]
+        );
+
+        // Damaged code is compiled again.
+        std::fs::write(kept(&wasm), b"damaged").unwrap();
+        assert_eq!(
+            exported(&with_cache().compile(&wasm).unwrap()),
+            ["canister_query first"]
+        );
     }
 
     #[test]

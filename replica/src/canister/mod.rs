@@ -3,6 +3,7 @@
 //! snapshots, leaving permissions and routing to the replica above it.
 
 pub mod chunks;
+mod code_cache;
 mod dirty;
 pub mod engine;
 pub mod env;

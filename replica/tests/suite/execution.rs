@@ -1,10 +1,8 @@
 //! Execution semantics the IC guarantees, on small WAT canisters: rollback on trap, queries
 //! that change nothing, instruction and memory limits, module validation, wasm64.
 
-mod common;
-
+use crate::common::{Local, user, wat};
 use candid::{Decode, Encode};
-use common::{Local, user, wat};
 use ic_management_canister_types as ic;
 use replica::{ErrorCode, Principal};
 

@@ -1,9 +1,7 @@
 //! Snapshot rules as on the IC: contents restored byte for byte, id format, the limit of 10,
 //! `replace_snapshot`, permissions, version and lifetime.
 
-mod common;
-
-use common::{Local, stranger, user, wat};
+use crate::common::{Local, stranger, user, wat};
 use ic_management_canister_types as ic;
 use replica::{ErrorCode, Principal};
 

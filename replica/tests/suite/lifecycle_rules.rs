@@ -3,11 +3,9 @@
 //! `uninstall_code` empties, how `canister_version` counts stops and starts, when
 //! `wasm_memory_limit` holds, and the checks on chunked installs and uploaded snapshots.
 
-mod common;
-
+use crate::common::transfer::{copy_edited, read_metadata};
+use crate::common::{Local, user, wat};
 use candid::{Decode, Encode, Nat, Principal};
-use common::transfer::{copy_edited, read_metadata};
-use common::{Local, user, wat};
 use ic_management_canister_types as ic;
 use replica::ErrorCode;
 

@@ -3,11 +3,9 @@
 //! stop/start, snapshot create/list/restore, and snapshot download → upload round trip.
 //! icp-cli is `$ICP_BIN`, else the project's own install (made by the first test to need it).
 
-mod common;
-
 use std::{path::Path, process::Command};
 
-use common::{Local, Served, chat_wasm};
+use crate::common::{Local, Served, chat_wasm};
 
 struct Icp<'a> {
     binary: String,
@@ -50,7 +48,7 @@ impl Icp<'_> {
 
 #[test]
 fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
-    let binary = common::icp_binary().display().to_string();
+    let binary = crate::common::icp_binary().display().to_string();
     let home = tempfile::tempdir().unwrap();
     let served = Served::new(Local::new());
     let icp = Icp {

@@ -3,8 +3,6 @@
 //! strings and log what they were asked. Neither SDK can be installed on the machines this
 //! project is built on; the stand-ins stop at the command line, where the real tools begin.
 
-mod common;
-
 use std::{fs, path::Path, process::Command};
 
 /// Copies the stand-in for `tool` into a fresh directory and runs the demo through it.
@@ -28,7 +26,7 @@ fn demo_through(tool: &str, extra: &[&str]) -> (String, Vec<String>) {
         .arg(dir.path().join("state"))
         .args(extra)
         .arg("demo")
-        .env(project_tools::CHAT_WASM_ENV, common::chat_wasm())
+        .env(project_tools::CHAT_WASM_ENV, crate::common::chat_wasm())
         .env("PATH", path)
         .env("ICP_BIN", &fake)
         .env(
@@ -114,7 +112,7 @@ fn xtask(args: &[&str], env: &[(&str, &Path)]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
         .args(args)
-        .env(project_tools::CHAT_WASM_ENV, common::chat_wasm());
+        .env(project_tools::CHAT_WASM_ENV, crate::common::chat_wasm());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -202,7 +200,7 @@ fn interrupted_demo(step: &str) -> (Option<i32>, Vec<String>, Vec<String>) {
         .args(["--backend", "dfx", "--state-dir"])
         .arg(dir.path().join("state"))
         .arg("demo")
-        .env(project_tools::CHAT_WASM_ENV, common::chat_wasm())
+        .env(project_tools::CHAT_WASM_ENV, crate::common::chat_wasm())
         .env("PATH", search)
         .env("DFX_SLOW", "3")
         .stdout(std::process::Stdio::piped())
@@ -278,11 +276,11 @@ fn each_checkout_sharing_the_binary_acts_on_its_own_tree() {
             tools.join("dfx"),
         )
         .unwrap();
-        let mut run = |backend: &str| {
+        let run = |backend: &str| {
             let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
             command
                 .args(["--backend", backend, "demo"])
-                .env(project_tools::CHAT_WASM_ENV, common::chat_wasm())
+                .env(project_tools::CHAT_WASM_ENV, crate::common::chat_wasm())
                 .env(
                     "PATH",
                     format!("{}:{}", tools.display(), std::env::var("PATH").unwrap()),

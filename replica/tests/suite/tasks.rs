@@ -1,9 +1,7 @@
 //! System tasks and message inspection: the global timer fires once when due, heartbeats run
 //! every round, and `canister_inspect_message` can refuse ingress.
 
-mod common;
-
-use common::{Local, user, wat};
+use crate::common::{Local, user, wat};
 use replica::ErrorCode;
 
 /// Counts timer runs at heap byte 0 and heartbeats at byte 1; `arm` sets the timer to 1 ns

@@ -2,11 +2,9 @@
 //! embedded backend, with its state in a temporary directory. `cargo xtask test` builds the
 //! canister and sets `CHAT_WASM`, which the binary installs instead of building again.
 
-mod common;
-
 use std::process::Command;
 
-use common::User;
+use crate::common::User;
 
 #[test]
 fn the_demo_walks_the_seed_and_verifies_the_restore() {

@@ -3,15 +3,11 @@
 //! gets, that the state — the chat, its snapshots, a misbehaving canister's counters — is
 //! as it was, and that the replica still serves a good call afterwards.
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::net::SocketAddr;
 
+use crate::common::{Local, Served, chat_wasm, user, wat};
+use crate::http_client::{self, call_content, envelope, now, principal_of};
 use candid::{CandidType, Encode, Principal};
-use common::{Local, Served, chat_wasm, user, wat};
-use http_client::{call_content, envelope, now, principal_of};
 use ic_management_canister_types as ic;
 use ic_transport_types::{
     Delegation, DelegationPermissions, Envelope, EnvelopeContent, QueryResponse, SignedDelegation,
@@ -40,7 +36,7 @@ const MISBEHAVING: &str = r#"(module
     (call $reply))
   (func (export "canister_query count") (call $respond))
   (func (export "canister_update trap") (call $bump) (call $trap (i32.const 100) (i32.const 4)))
-  (func (export "canister_update spin") (call $bump) (loop $l (br $l)))
+  (func (export "canister_update spin") (call $bump) (loop $l (; a turn of 1,000 instructions ;) (br $l)))
   (func (export "canister_update grow_forever") (call $bump)
     (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
     (call $respond))

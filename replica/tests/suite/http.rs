@@ -4,13 +4,9 @@
 //! to whom, browsers on other origins, and 8 clients appending at once losing nothing.
 //! Refused requests are in `bad_input.rs`.
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
+use crate::common::{Local, Served, chat_wasm, user, wat};
+use crate::http_client::{self, call_content, envelope, exchange, now, post, principal_of};
 use candid::{Decode, Encode, Principal};
-use common::{Local, Served, chat_wasm, user, wat};
-use http_client::{call_content, envelope, exchange, now, post, principal_of};
 use ic_certification::{Certificate, Label, LookupResult};
 use ic_transport_types::{EnvelopeContent, TransportCallResponse};
 

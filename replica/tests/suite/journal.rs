@@ -2,12 +2,10 @@
 //! aborts here, so no destructor runs and no checkpoint is written), and replaying them on
 //! open gives the same state — messages, trapped calls' logs, versions and timers alike.
 
-mod common;
-
 use std::process::Command;
 
+use crate::common::{Local, chat_wasm, user};
 use candid::Encode;
-use common::{Local, chat_wasm, user};
 use ic_management_canister_types as ic;
 
 /// Set in the child process, naming the state directory it works in.
@@ -16,7 +14,13 @@ const CHILD: &str = "JOURNAL_TEST_STATE";
 /// Runs `test` of this file in a child process on `dir`; the child ends by aborting.
 fn in_child(test: &str, dir: &std::path::Path) {
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            &format!("journal::{test}"),
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD, dir)
         .status()
         .unwrap();

@@ -1,10 +1,10 @@
 //! Snapshot download and upload through the management canister: a snapshot read out slice
 //! by slice and uploaded again loads to the same state; bad slices and uploads change nothing.
 
-mod common;
-
-use common::transfer::{SLICE, download, read_data, read_metadata, upload_data, upload_metadata};
-use common::{Local, user, wat};
+use crate::common::transfer::{
+    SLICE, download, read_data, read_metadata, upload_data, upload_metadata,
+};
+use crate::common::{Local, user, wat};
 use ic_management_canister_types as ic;
 use replica::ErrorCode;
 

@@ -30,7 +30,7 @@
   (func (export "canister_query query_inc") (call $inc) (call $respond))
   (func (export "canister_update print") (call $print (i32.const 100) (i32.const 4)) (call $respond))
   (func (export "canister_update no_reply"))
-  (func (export "canister_query spin") (loop $l (br $l)))
+  (func (export "canister_query spin") (loop $l (; a turn of 1,000 instructions ;) (br $l)))
   (func (export "canister_query grow_in_query")
     (drop (memory.grow (i32.const 4))) (call $inc) (call $respond))
   (func (export "canister_update grow")

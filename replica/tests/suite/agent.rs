@@ -2,10 +2,8 @@
 //! verified, query signatures verified) runs the chat lifecycle on the served replica, as an
 //! Ed25519 identity and as an ECDSA P-256 one.
 
-mod common;
-
+use crate::common::{Local, Served, chat_wasm};
 use candid::{CandidType, Decode, Encode, Principal};
-use common::{Local, Served, chat_wasm};
 use ic_agent::{
     Agent, Identity,
     identity::{BasicIdentity, Prime256v1Identity},

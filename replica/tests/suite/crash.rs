@@ -7,8 +7,6 @@
 //! after; `CRASH_EVERY_PASS=1` tries every pass. `CRASH_KILLS=N` sets the number of random
 //! kills (default 20). The last long run's figures are in docs/robustness.md.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -20,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Local, chat_wasm, transfer, user};
+use crate::common::{Local, chat_wasm, transfer, user};
 use ic_management_canister_types as ic;
 use replica::{Principal, Replica, fault};
 
@@ -28,7 +26,7 @@ use replica::{Principal, Replica, fault};
 const CHILD: &str = "CRASH_TEST_STATE";
 /// How many rounds of the workload the child runs.
 const ROUNDS: &str = "CRASH_TEST_ROUNDS";
-const CHILD_TEST: &str = "child";
+const CHILD_TEST: &str = "crash::child";
 
 /// The crash points the workload passes.
 const POINTS: [&str; 9] = [

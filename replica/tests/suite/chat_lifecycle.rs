@@ -1,9 +1,7 @@
 //! The seed's lifecycle on the real chat canister: populate, snapshot, lose the chat to the
 //! deliberate bug, restore, and find it again — also across a restart of the replica.
 
-mod common;
-
-use common::{Local, chat_wasm};
+use crate::common::{Local, chat_wasm};
 use replica::ErrorCode;
 
 #[test]

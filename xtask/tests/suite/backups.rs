@@ -1,15 +1,13 @@
 //! Backups as a user makes them: download, verify-backup, upload, inspect, diff and prune,
 //! through the xtask binary on the embedded backend.
 
-mod common;
-
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::User;
+use crate::common::User;
 
 const CHAT: [&str; 3] = ["Hi there!", "second message", "third message"];
 

@@ -3,15 +3,11 @@
 //! to exactly the snapshot. Nothing deadlocks, nothing is lost or duplicated, and the
 //! process's memory stays bounded. `LOAD_APPENDS=N` changes the appends per client.
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::net::SocketAddr;
 
+use crate::common::{Local, Served, chat_wasm, user};
+use crate::http_client::{self, principal_of};
 use candid::{CandidType, Decode, Encode, Principal};
-use common::{Local, Served, chat_wasm, user};
-use http_client::principal_of;
 use ic_management_canister_types as ic;
 
 const CLIENTS: usize = 8;

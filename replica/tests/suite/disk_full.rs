@@ -4,16 +4,14 @@
 //! needs root, as in CI), and files that may not grow past a few hundred KiB (`ulimit -f`,
 //! SIGXFSZ ignored), which any user can run.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
+use crate::common::{Local, chat_wasm, user};
 use candid::{Decode, Encode};
-use common::{Local, chat_wasm, user};
 use replica::Replica;
 
 const CHILD: &str = "DISK_FULL_TEST_STATE";
@@ -61,7 +59,7 @@ fn a_full_disk_refuses_clearly_and_loses_nothing_acknowledged() {
     let exe = std::env::current_exe().unwrap();
     let output = Command::new("sh")
         .arg("-c")
-        .arg(r#"trap '' XFSZ; ulimit -f 512; exec "$0" --exact child --nocapture --test-threads 1 -q"#)
+        .arg(r#"trap '' XFSZ; ulimit -f 512; exec "$0" --exact disk_full::child --nocapture --test-threads 1 -q"#)
         .arg(&exe)
         .env(CHILD, dir.path())
         .stdout(Stdio::piped())

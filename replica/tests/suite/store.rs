@@ -1,8 +1,6 @@
 //! The state directory: one process at a time, and damage detected, never used silently.
 
-mod common;
-
-use common::{Local, user, wat};
+use crate::common::{Local, user, wat};
 use replica::{Replica, StoreError};
 
 const COUNTER: &str = include_str!("common/counter.wat");

@@ -3,14 +3,12 @@
 //! icp-cli talks to the replica served by `cargo xtask serve`. icp-cli is `$ICP_BIN`, else the
 //! project's own install (made by the first test to need it).
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
 };
 
-use common::User;
+use crate::common::User;
 
 const CHAT: [&str; 2] = ["Hi there!", "from the embedded backend"];
 

@@ -1,0 +1,24 @@
+//! The replica's integration tests, as one test binary: one link of wasmtime and ic-agent
+//! rather than one per file, and one process whose tests all run in parallel. Tests that
+//! need a process of their own (crash points, kills, `ulimit -f`, aborts) re-run this
+//! binary with `--exact <module>::child`.
+
+mod common;
+#[path = "common/http_client.rs"]
+mod http_client;
+
+mod agent;
+mod bad_input;
+mod chat_lifecycle;
+mod crash;
+mod disk_full;
+mod execution;
+mod http;
+mod icp_cli;
+mod journal;
+mod lifecycle_rules;
+mod load;
+mod snapshots;
+mod store;
+mod tasks;
+mod transfer;
