@@ -52,7 +52,8 @@ pub fn did_source() -> PathBuf {
 
 pub fn build() -> Result<Artifact> {
     preflight::wasm_target()?;
-    preflight::disk("building the canister", 2)?;
+    // A cold build of the xtask and the canister writes 2.3 GB.
+    preflight::disk("building the canister", 3)?;
     let sh = project::shell()?;
     compile(&sh)?;
     let compiled = project::target_dir()

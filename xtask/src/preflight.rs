@@ -68,9 +68,15 @@ pub fn npm() -> Result<()> {
     Ok(())
 }
 
-/// Enough free disk under the target directory for what a build of `kind` writes.
-pub fn disk(kind: &str, need_gib: u64) -> Result<()> {
+/// Enough free disk under the target directory for what `kind` writes: `cold_gib` when
+/// nothing is built yet, 1 GiB over an existing build.
+pub fn disk(kind: &str, cold_gib: u64) -> Result<()> {
     let target = project::target_dir();
+    let need_gib = if target.join("debug/deps").is_dir() {
+        1
+    } else {
+        cold_gib
+    };
     let existing = target
         .ancestors()
         .find(|dir| dir.exists())

@@ -5,6 +5,7 @@
 mod common;
 
 mod backups;
+mod first_run;
 mod icp_backups;
 mod lifecycle;
 mod sdks;
