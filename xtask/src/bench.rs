@@ -82,6 +82,8 @@ impl Figure {
 }
 
 pub fn run(quick: bool) -> Result<()> {
+    // The lifecycle figures run the real icp-cli: install it before minutes of benches.
+    tools::icp()?;
     let artifact = build::build()?;
     let started = Instant::now();
     let mut figures = canister_size(&artifact);
@@ -193,7 +195,6 @@ fn demo_runs(backend: &str, wasm: &Path) -> Result<Vec<f64>> {
     let exe = std::env::current_exe()?;
     let icp_home = project::root().join(".tools/icp-home");
     if backend == "icp" {
-        tools::install_icp()?;
         // The icp backend builds the replica binary on first use; that is not the demo's time.
         tools::replica_binary()?;
     }

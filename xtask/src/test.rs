@@ -11,10 +11,7 @@ pub fn run() -> Result<()> {
     preflight::wasm_target()?;
     preflight::disk("cargo xtask test", TEST_BUILD_GIB)?;
     // The HTTP tests drive the real icp-cli.
-    let icp = match std::env::var_os(ICP_BIN_ENV) {
-        Some(icp) => std::path::PathBuf::from(icp),
-        None => tools::install_icp()?,
-    };
+    let icp = tools::icp()?;
     let artifact = build::build()?;
     artifact.report();
     let sh = project::shell()?;

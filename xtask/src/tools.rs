@@ -13,6 +13,14 @@ pub fn icp_path() -> PathBuf {
     project_tools::icp_path(project::root())
 }
 
+/// The icp binary the tests and benches run: `$ICP_BIN`, else the project's install (made now).
+pub fn icp() -> Result<PathBuf> {
+    match std::env::var_os(project_tools::ICP_BIN_ENV) {
+        Some(icp) => Ok(PathBuf::from(icp)),
+        None => install_icp(),
+    }
+}
+
 /// Installs icp-cli from npm into `.tools/` (once); returns the binary.
 pub fn install_icp() -> Result<PathBuf> {
     let icp = icp_path();
