@@ -18,7 +18,7 @@ use xshell::cmd;
 
 use project_tools::CHAT_WASM_ENV;
 
-use crate::{build, project, tools};
+use crate::{build, preflight, project, tools};
 
 const RUNS: usize = 5;
 
@@ -82,7 +82,9 @@ impl Figure {
 }
 
 pub fn run(quick: bool) -> Result<()> {
-    // The lifecycle figures run the real icp-cli: install it before minutes of benches.
+    // What the run needs, before minutes of benches: the wasm target, and the real icp-cli
+    // that the lifecycle figures run.
+    preflight::wasm_target()?;
     tools::icp()?;
     let artifact = build::build()?;
     let started = Instant::now();
