@@ -11,6 +11,8 @@ pub enum RejectCode {
     DestinationInvalid = 3,
     CanisterReject = 4,
     CanisterError = 5,
+    /// The answer of a bounded-wait call is unknown: its deadline passed first.
+    SysUnknown = 6,
 }
 
 /// The IC's error codes (`IC0xxx`); the first digit is the reject code.
@@ -22,6 +24,7 @@ pub enum ErrorCode {
     UnknownManagementMessage = 407,
     InvalidManagementPayload = 408,
     CanisterSnapshotImmutable = 409,
+    CanisterOutOfCycles = 501,
     CanisterTrapped = 502,
     CanisterCalledTrap = 503,
     CanisterContractViolation = 504,
@@ -31,12 +34,17 @@ pub enum ErrorCode {
     CanisterStopped = 508,
     CanisterStopping = 509,
     CanisterNotStopped = 510,
+    CanisterStoppingCancelled = 511,
     CanisterInvalidController = 512,
+    CanisterFunctionNotFound = 513,
     CanisterNonEmpty = 514,
     CanisterInstructionLimitExceeded = 522,
+    QueryCallGraphTooDeep = 525,
+    CompositeQueryCalledInReplicatedMode = 527,
     CanisterMethodNotFound = 536,
     CanisterWasmModuleNotFound = 537,
     InsufficientCyclesInMemoryGrow = 411,
+    DeadlineExpired = 601,
 }
 
 impl ErrorCode {
@@ -46,6 +54,7 @@ impl ErrorCode {
             2 => RejectCode::SysTransient,
             3 => RejectCode::DestinationInvalid,
             4 => RejectCode::CanisterReject,
+            6 => RejectCode::SysUnknown,
             _ => RejectCode::CanisterError,
         }
     }

@@ -12,7 +12,9 @@ pub mod fault;
 pub mod http;
 pub mod ids;
 mod management;
+mod queue;
 mod replica;
+mod scheduler;
 pub mod store;
 mod system_canisters;
 

@@ -7,7 +7,9 @@ use ic_management_canister_types as ic;
 use serde::de::DeserializeOwned;
 
 use crate::canister::{
-    InstallMode, Message, chunks,
+    InstallMode, Message, NO_CALL,
+    calls::Origin,
+    chunks,
     env::Context,
     module::MAX_MODULE_BYTES,
     state::{CanisterState, Settings, Snapshot, Status, Visibility, nat},
@@ -21,57 +23,78 @@ use crate::{candid_args, ids, store};
 pub const MAX_SNAPSHOTS: usize = 10;
 /// Cycles a canister gets from `provisional_create_canister_with_cycles` without an amount.
 const DEFAULT_CYCLES: u128 = 100_000_000_000_000;
-/// Calls `method` of the management canister for `sender`. `query` is set for query calls,
-/// which only `canister_status` and `fetch_canister_logs` answer.
-pub fn call(
-    replica: &mut Replica,
-    sender: Principal,
-    method: &str,
-    arg: &[u8],
-    query: bool,
-) -> Result<Vec<u8>, Reject> {
-    if query && !matches!(method, "canister_status" | "fetch_canister_logs") {
-        return Err(Reject::new(
-            ErrorCode::CanisterMethodNotFound,
-            format!("Management canister has no query method '{method}'"),
-        ));
-    }
-    let time = replica.now();
+/// A call to the management canister, from a user (ingress) or from a canister.
+pub struct Request<'a> {
+    pub sender: Principal,
+    pub method: &'a str,
+    pub arg: &'a [u8],
+    /// Set for query calls, which only `canister_status` and `fetch_canister_logs` answer.
+    pub query: bool,
+    /// Who waits for the answer.
+    pub origin: Origin,
+    /// Cycles attached to the call (only canisters attach any).
+    pub cycles: u128,
+}
+
+/// What a call to the management canister did.
+pub struct Handled {
+    /// The answer, or `None` when it comes later (a `stop_canister` waiting for the
+    /// canister's calls to end).
+    pub reply: Option<Result<Vec<u8>, Reject>>,
+    /// Answers owed to other calls because of this one: stops cancelled by a start, calls
+    /// of an uninstalled canister rejected.
+    pub answers: Vec<Answer>,
+    /// Cycles of the call that the management canister kept.
+    pub accepted: u128,
+    /// Whether the state changed (and is to be committed, for ingress).
+    pub changed: bool,
+}
+
+/// An answer to a call other than the one being handled, with the cycles it refunds.
+pub struct Answer {
+    pub origin: Origin,
+    pub result: Result<Vec<u8>, Reject>,
+    pub refund: u128,
+}
+
+/// Calls `method` of the management canister.
+pub fn call(replica: &mut Replica, request: Request) -> Handled {
+    let Request {
+        sender,
+        method,
+        arg,
+        query,
+        origin,
+        cycles,
+    } = request;
+    let from_canister = matches!(origin, Origin::Canister { .. });
     let mut m = Call {
+        time: replica.now(),
         replica,
         sender,
         method,
         arg,
-        time,
+        origin,
+        cycles,
+        from_canister,
+        answers: Vec::new(),
+        accepted: 0,
+        changed: false,
+        deferred: false,
     };
-    match method {
-        "provisional_create_canister_with_cycles" => m.write(Call::provisional_create),
-        "create_canister" => m.write(Call::create),
-        "install_code" => m.write(Call::install_code),
-        "uninstall_code" => m.write(Call::uninstall_code),
-        "start_canister" => m.write(Call::start),
-        "stop_canister" => m.write(Call::stop),
-        "canister_status" => m.read(Call::status),
-        "update_settings" => m.write(Call::update_settings),
-        "upload_chunk" => m.write(Call::upload_chunk),
-        "clear_chunk_store" => m.write(Call::clear_chunk_store),
-        "stored_chunks" => m.read(Call::stored_chunks),
-        "install_chunked_code" => m.write(Call::install_chunked_code),
-        "fetch_canister_logs" => m.read(Call::fetch_logs),
-        "delete_canister" => m.write(Call::delete),
-        "take_canister_snapshot" => m.write(Call::take_snapshot),
-        "load_canister_snapshot" => m.write(Call::load_snapshot),
-        "list_canister_snapshots" => m.read(Call::list_snapshots),
-        "delete_canister_snapshot" => m.write(Call::delete_snapshot),
-        "read_canister_snapshot_metadata" => m.read(Call::read_snapshot_metadata),
-        "read_canister_snapshot_data" => m.read(Call::read_snapshot_data),
-        "upload_canister_snapshot_metadata" => m.write(Call::upload_snapshot_metadata),
-        "upload_canister_snapshot_data" => m.write(Call::upload_snapshot_data),
-        _ => Err(Reject::new(
+    let reply = if query && !matches!(method, "canister_status" | "fetch_canister_logs") {
+        Err(Reject::new(
             ErrorCode::CanisterMethodNotFound,
-            format!("Management canister has no method '{method}'"),
-        )
-        .ingress_filter()),
+            format!("Management canister has no query method '{method}'"),
+        ))
+    } else {
+        m.dispatch()
+    };
+    Handled {
+        reply: (!m.deferred || reply.is_err()).then_some(reply),
+        answers: m.answers,
+        accepted: m.accepted,
+        changed: m.changed,
     }
 }
 
@@ -83,18 +106,60 @@ struct Call<'a> {
     method: &'a str,
     arg: &'a [u8],
     time: u64,
+    origin: Origin,
+    cycles: u128,
+    from_canister: bool,
+    answers: Vec<Answer>,
+    accepted: u128,
+    changed: bool,
+    /// Set when the answer comes later.
+    deferred: bool,
 }
 
 type Outcome<T> = Result<T, Reject>;
 
 impl Call<'_> {
-    /// Runs a method that changes state, and commits the change.
+    fn dispatch(&mut self) -> Outcome<Vec<u8>> {
+        match self.method {
+            "provisional_create_canister_with_cycles" => self.write(Call::provisional_create),
+            "create_canister" => self.write(Call::create),
+            "install_code" => self.write(Call::install_code),
+            "uninstall_code" => self.write(Call::uninstall_code),
+            "start_canister" => self.write(Call::start),
+            "stop_canister" => self.write(Call::stop),
+            "canister_status" => self.read(Call::status),
+            "update_settings" => self.write(Call::update_settings),
+            "upload_chunk" => self.write(Call::upload_chunk),
+            "clear_chunk_store" => self.write(Call::clear_chunk_store),
+            "stored_chunks" => self.read(Call::stored_chunks),
+            "install_chunked_code" => self.write(Call::install_chunked_code),
+            "fetch_canister_logs" => self.read(Call::fetch_logs),
+            "delete_canister" => self.write(Call::delete),
+            "deposit_cycles" => self.write(Call::deposit_cycles),
+            "raw_rand" => self.write(Call::raw_rand),
+            "take_canister_snapshot" => self.write(Call::take_snapshot),
+            "load_canister_snapshot" => self.write(Call::load_snapshot),
+            "list_canister_snapshots" => self.read(Call::list_snapshots),
+            "delete_canister_snapshot" => self.write(Call::delete_snapshot),
+            "read_canister_snapshot_metadata" => self.read(Call::read_snapshot_metadata),
+            "read_canister_snapshot_data" => self.read(Call::read_snapshot_data),
+            "upload_canister_snapshot_metadata" => self.write(Call::upload_snapshot_metadata),
+            "upload_canister_snapshot_data" => self.write(Call::upload_snapshot_data),
+            method => Err(Reject::new(
+                ErrorCode::CanisterMethodNotFound,
+                format!("Management canister has no method '{method}'"),
+            )
+            .ingress_filter()),
+        }
+    }
+
+    /// Runs a method that changes state.
     fn write<A: DeserializeOwned + CandidType, R: CandidType>(
         &mut self,
         f: fn(&mut Self, A) -> Outcome<R>,
     ) -> Outcome<Vec<u8>> {
         let reply = self.read(f)?;
-        self.replica.commit()?;
+        self.changed = true;
         Ok(reply)
     }
 
@@ -136,7 +201,7 @@ impl Call<'_> {
         let (sender, method) = (self.sender, self.method);
         let canister = self.replica.canister_mut(&id)?;
         let settings = &canister.state.settings;
-        if !visibility(settings).allows(&sender, &settings.controllers) {
+        if sender != id && !visibility(settings).allows(&sender, &settings.controllers) {
             return Err(not_controller(&id, method, &sender));
         }
         Ok(&mut canister.state)
@@ -150,6 +215,22 @@ impl Call<'_> {
             arg,
             time: self.time,
             subnet_id: self.replica.subnet_id(),
+            incoming: &NO_CALL,
+        }
+    }
+
+    /// Rejects the calls an uninstalled canister was answering (IC interface spec,
+    /// "IC method uninstall_code"), refunding their cycles.
+    fn reject_dropped(&mut self, dropped: Vec<(Origin, u128)>) {
+        for (origin, refund) in dropped {
+            self.answers.push(Answer {
+                origin,
+                result: Err(Reject::new(
+                    ErrorCode::CanisterRejectedMessage,
+                    "Canister has been uninstalled.",
+                )),
+                refund,
+            });
         }
     }
 
@@ -164,12 +245,38 @@ impl Call<'_> {
         self.create_with(args.settings, cycles.min(u128::from(u64::MAX)))
     }
 
-    /// On the IC only canisters may call `create_canister`; ingress gets this reject.
-    fn create(&mut self, _: ic::CreateCanisterArgs) -> Outcome<ic::CanisterIdRecord> {
-        Err(Reject::new(
-            ErrorCode::CanisterRejectedMessage,
-            "create_canister can only be called by other canisters; from outside the IC use provisional_create_canister_with_cycles",
-        ))
+    /// Only canisters may call `create_canister`: the cycles they attach pay for it and
+    /// become the new canister's balance (this replica charges no creation fee).
+    fn create(&mut self, args: ic::CreateCanisterArgs) -> Outcome<ic::CanisterIdRecord> {
+        if !self.from_canister {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                "create_canister can only be called by other canisters; from outside the IC use provisional_create_canister_with_cycles",
+            ));
+        }
+        let created = self.create_with(args.settings, self.cycles)?;
+        self.accepted = self.cycles;
+        Ok(created)
+    }
+
+    /// Adds the attached cycles to any canister's balance; only canisters can attach them.
+    fn deposit_cycles(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        let cycles = self.cycles;
+        self.replica.canister_mut(&args.canister_id)?.state.cycles += cycles;
+        self.accepted = cycles;
+        Ok(())
+    }
+
+    /// 32 bytes no canister can predict: here drawn from the subnet's own sequence, so that
+    /// replaying the journal draws the same ones.
+    fn raw_rand(&mut self, (): ()) -> Outcome<serde_bytes::ByteBuf> {
+        if !self.from_canister {
+            return Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                "raw_rand can only be called by canisters",
+            ));
+        }
+        Ok(serde_bytes::ByteBuf::from(self.replica.draw_random(self.time)))
     }
 
     fn create_with(
@@ -309,9 +416,11 @@ impl Call<'_> {
     fn uninstall_code(&mut self, args: ic::UninstallCodeArgs) -> Outcome<()> {
         self.controlled(args.canister_id)?;
         let (time, sender) = (self.time, self.sender);
-        self.replica
+        let dropped = self
+            .replica
             .canister_mut(&args.canister_id)?
             .uninstall(time, sender);
+        self.reject_dropped(dropped);
         Ok(())
     }
 
@@ -319,20 +428,41 @@ impl Call<'_> {
     /// one already so, and a stop's passing from stopping to stopped counts once more (IC
     /// interface spec, "IC method start_canister" and "stop_canister").
     fn start(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
-        let canister = self.controlled(args.canister_id)?;
+        let id = args.canister_id;
+        let canister = self.controlled(id)?;
         canister.status = Status::Running;
         canister.version += 1;
+        let cancelled = std::mem::take(&mut canister.calls.stop_waiters);
+        for origin in cancelled {
+            self.answers.push(Answer {
+                origin,
+                result: Err(Reject::new(
+                    ErrorCode::CanisterStoppingCancelled,
+                    format!("Canister {id}'s stop request was cancelled."),
+                )),
+                refund: 0,
+            });
+        }
         Ok(())
     }
 
-    /// Replies once the canister is stopped; with no calls in flight that is at once.
+    /// A canister with calls open stays stopping, and the answer waits, until they end;
+    /// one without is stopped at once (IC interface spec, "IC method stop_canister").
     fn stop(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        let origin = self.origin.clone();
         let canister = self.controlled(args.canister_id)?;
         canister.version += 1;
-        if canister.status != Status::Stopped {
+        if canister.status == Status::Stopped {
+            return Ok(());
+        }
+        if canister.calls.contexts.is_empty() {
             canister.status = Status::Stopped;
             canister.version += 1;
+            return Ok(());
         }
+        canister.status = Status::Stopping;
+        canister.calls.stop_waiters.push(origin);
+        self.deferred = true;
         Ok(())
     }
 
@@ -400,6 +530,12 @@ impl Call<'_> {
     }
 
     fn delete(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
+        if args.canister_id == self.sender {
+            return Err(Reject::new(
+                ErrorCode::CanisterContractViolation,
+                format!("Canister {} cannot delete itself.", self.sender),
+            ));
+        }
         let canister = self.controlled(args.canister_id)?;
         if canister.status != Status::Stopped {
             return Err(Reject::new(
@@ -435,7 +571,8 @@ impl Call<'_> {
         let reply = describe(&snapshot);
         state.snapshots.push(snapshot);
         if args.uninstall_code == Some(true) {
-            canister.uninstall(time, sender);
+            let dropped = canister.uninstall(time, sender);
+            self.reject_dropped(dropped);
         }
         Ok(reply)
     }

@@ -4,7 +4,7 @@
 //! executions and before anything else changes state; opening replays the journal.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -13,13 +13,16 @@ use candid::Principal;
 use serde::{Deserialize, Serialize};
 
 use crate::canister::{
-    Canister, Executed, Message,
-    engine::Engine,
+    Canister, Message, NO_CALL,
+    calls::Origin,
+    engine::{Engine, Entry as EntryPoint},
     env::{Context, Response},
     module::Metadata,
     state::{CanisterState, Status},
 };
 use crate::error::{ErrorCode, Reject, StoreError};
+use crate::queue::Queued;
+use crate::scheduler::Ingress;
 use crate::store::{Hash, Opened, Record, Store};
 use crate::{ids, management, system_canisters};
 
@@ -39,10 +42,21 @@ struct Manifest {
     /// The last journal record this state includes.
     #[serde(default)]
     journaled: u64,
+    /// Messages in flight.
+    #[serde(default)]
+    queue: VecDeque<Queued>,
+    #[serde(default)]
+    next_ingress: u64,
+    /// Cycles burned: call fees, `cycles_burn128`, refunds nobody could take.
+    #[serde(default)]
+    burned: u128,
+    #[serde(default)]
+    random_draws: u64,
 }
 
-/// A replicated execution as the journal records it, before it runs: replaying it on the
-/// state before it gives the state after it, since execution is deterministic.
+/// A round as the journal records it, before it runs: replaying it on the state before it
+/// gives the state after it, since execution is deterministic. `Call` is a round that takes
+/// in an ingress message.
 #[derive(Serialize, Deserialize)]
 enum Entry {
     Call {
@@ -53,7 +67,7 @@ enum Entry {
         arg: Vec<u8>,
         time: u64,
     },
-    /// A round's system tasks (timers, heartbeats).
+    /// A round without ingress: its system tasks (timers, heartbeats) and queued messages.
     Tasks { time: u64 },
 }
 
@@ -75,7 +89,13 @@ pub struct Replica {
     subnet_id: Principal,
     /// Set while journaled executions run again at open: they are not journaled twice.
     replaying: bool,
-    last_instructions: u64,
+    pub(crate) last_instructions: u64,
+    pub(crate) queue: VecDeque<Queued>,
+    next_ingress: u64,
+    pub(crate) burned: u128,
+    random_draws: u64,
+    /// Answers to ingress messages, by number, until their caller takes them.
+    pub(crate) answered: HashMap<u64, Result<Vec<u8>, Reject>>,
     /// After a checkpoint failed, the number of journaled executions at which it is tried
     /// again: each try replays the journal, so retrying on every call makes a full disk crawl.
     retry_checkpoint_at: usize,
@@ -99,6 +119,11 @@ impl Replica {
             subnet_id: Principal::management_canister(),
             replaying: false,
             last_instructions: 0,
+            queue: VecDeque::new(),
+            next_ingress: 0,
+            burned: 0,
+            random_draws: 0,
+            answered: HashMap::new(),
             retry_checkpoint_at: 0,
         };
         if replica.recover(manifest, journal)? {
@@ -122,6 +147,8 @@ impl Replica {
         };
         self.store.continue_after(covered);
         let pending: Vec<&Record> = journal.iter().filter(|r| r.sequence > covered).collect();
+        // Answers already given stand: the replay makes the state that gave them again.
+        let answered = std::mem::take(&mut self.answered);
         self.replaying = true;
         let replayed = pending.iter().try_for_each(|record| {
             let entry: Entry =
@@ -133,6 +160,7 @@ impl Replica {
             Ok(())
         });
         self.replaying = false;
+        self.answered = answered;
         replayed.map(|()| !pending.is_empty())
     }
 
@@ -147,11 +175,17 @@ impl Replica {
                 time,
             } => {
                 self.last_time = self.last_time.max(*time);
-                let _ = self.run_call(*sender, *canister, method, arg, Context::Update, *time);
+                let ingress = Ingress {
+                    sender: *sender,
+                    canister: *canister,
+                    method,
+                    arg,
+                };
+                self.round(*time, Some(ingress));
             }
             Entry::Tasks { time } => {
                 self.last_time = self.last_time.max(*time);
-                self.run_tasks(*time);
+                self.round(*time, None);
             }
         }
     }
@@ -202,6 +236,10 @@ impl Replica {
             })?;
         self.next_canister = manifest.next_canister;
         self.last_time = manifest.last_time;
+        self.queue = manifest.queue;
+        self.next_ingress = manifest.next_ingress;
+        self.burned = manifest.burned;
+        self.random_draws = manifest.random_draws;
         self.canisters = manifest
             .canisters
             .into_iter()
@@ -267,6 +305,10 @@ impl Replica {
             last_time: self.last_time,
             canisters: self.canisters.values().map(|c| c.state.clone()).collect(),
             journaled: self.store.last_logged(),
+            queue: self.queue.clone(),
+            next_ingress: self.next_ingress,
+            burned: self.burned,
+            random_draws: self.random_draws,
         };
         let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
         self.store.commit(&bytes)
@@ -276,6 +318,10 @@ impl Replica {
     fn reload(&mut self) -> Result<(), StoreError> {
         self.canisters.clear();
         self.next_canister = 0;
+        self.queue.clear();
+        self.next_ingress = 0;
+        self.burned = 0;
+        self.random_draws = 0;
         let (manifest, journal) = self.store.committed()?;
         self.recover(manifest, journal).map(drop)
     }
@@ -347,7 +393,8 @@ impl Replica {
     }
 
     /// An update call from `sender` (as ingress): to a canister, or to the management
-    /// canister `aaaaa-aa`. Returns the reply's Candid bytes.
+    /// canister `aaaaa-aa`. Returns the reply's Candid bytes once the call is answered:
+    /// the rounds that takes (the calls it makes, and theirs) run first.
     pub fn update(
         &mut self,
         sender: Principal,
@@ -356,7 +403,111 @@ impl Replica {
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
         self.tick()?;
-        self.route(sender, canister_id, method, arg, Context::Update)
+        let number = self.submit(sender, canister_id, method, arg)?;
+        self.await_answer(number)
+    }
+
+    /// Takes in an ingress update: refused at once by the ingress filter, or journaled and
+    /// run in a round of its own. Returns its number, under which `answer_of` gives the answer.
+    pub fn submit(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<u64, Reject> {
+        check_arg_size(arg)?;
+        if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
+        {
+            return self.submit_to_system(sender, canister_id, method, arg);
+        }
+        let time = self.now();
+        self.filter(sender, canister_id, method, arg, time)?;
+        self.journal(&Entry::Call {
+            sender,
+            canister: canister_id,
+            method: method.to_owned(),
+            arg: arg.to_vec(),
+            time,
+        })?;
+        let ingress = Ingress {
+            sender,
+            canister: canister_id,
+            method,
+            arg,
+        };
+        let number = self.round(time, Some(ingress)).expect("an ingress round");
+        self.checkpoint_if_due();
+        Ok(number)
+    }
+
+    /// The management canister and the system canisters answer ingress at once, on the
+    /// state on disk, and their changes are committed before the answer.
+    fn submit_to_system(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<u64, Reject> {
+        // They read and write `state.code`, which executions only update at checkpoints.
+        self.checkpoint()?;
+        let number = self.next_ingress();
+        let time = self.now();
+        if let Some(answer) = system_canisters::call(self, sender, canister_id, method, arg, time) {
+            self.answered.insert(number, answer);
+            return Ok(number);
+        }
+        let origin = Origin::Ingress(number);
+        let handled = management::call(
+            self,
+            management::Request {
+                sender,
+                method,
+                arg,
+                query: false,
+                origin: origin.clone(),
+                cycles: 0,
+            },
+        );
+        if let Some(Err(reject)) = &handled.reply
+            && reject.at_ingress
+        {
+            return Err(reject.clone());
+        }
+        if handled.changed {
+            self.commit()?;
+        }
+        self.apply(handled, origin, 0);
+        Ok(number)
+    }
+
+    /// Runs rounds until ingress message `number` is answered. One still unanswered when
+    /// nothing is left to run waits on something that never comes (a canister stopping
+    /// itself); one that keeps calling past the rounds allowed is still being processed.
+    fn await_answer(&mut self, number: u64) -> Result<Vec<u8>, Reject> {
+        const MAX_ROUNDS: usize = 1_000;
+        for _ in 0..MAX_ROUNDS {
+            if let Some(answer) = self.answered.remove(&number) {
+                return answer;
+            }
+            let time = self.now();
+            if !self.has_messages(time) {
+                break;
+            }
+            self.tick()?;
+        }
+        self.answered.remove(&number).unwrap_or_else(|| {
+            Err(Reject::new(
+                ErrorCode::CanisterDidNotReply,
+                "The call is still being processed: the calls it made are not answered yet; ask for its status later",
+            ))
+        })
+    }
+
+    /// The answer to ingress message `number`, once it is there (taken out: asked once).
+    pub fn answer_of(&mut self, number: u64) -> Option<Result<Vec<u8>, Reject>> {
+        self.answered.remove(&number)
     }
 
     /// A query call: runs on the current state and changes nothing.
@@ -367,31 +518,9 @@ impl Replica {
         method: &str,
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
-        self.route(sender, canister_id, method, arg, Context::Query)
-    }
-
-    /// Sends a call to the management canister or to the canister it names.
-    fn route(
-        &mut self,
-        sender: Principal,
-        canister_id: Principal,
-        method: &str,
-        arg: &[u8],
-        context: Context,
-    ) -> Result<Vec<u8>, Reject> {
-        if arg.len() > MAX_ARG_BYTES {
-            return Err(Reject::new(
-                ErrorCode::CanisterRejectedMessage,
-                format!(
-                    "The argument is {} bytes, more than the {MAX_ARG_BYTES} an ingress message may carry; send large modules in pieces with upload_chunk.",
-                    arg.len()
-                ),
-            )
-            .ingress_filter());
-        }
+        check_arg_size(arg)?;
         if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
         {
-            // They read and write `state.code`, which executions only update at checkpoints.
             self.checkpoint()?;
         }
         let time = self.now();
@@ -399,26 +528,43 @@ impl Replica {
             return answer;
         }
         if canister_id == Principal::management_canister() {
-            let query = context == Context::Query;
-            return management::call(self, sender, method, arg, query);
+            let request = management::Request {
+                sender,
+                method,
+                arg,
+                query: true,
+                origin: Origin::System,
+                cycles: 0,
+            };
+            let handled = management::call(self, request);
+            return handled.reply.expect("queries answer at once");
         }
-        self.execute(sender, canister_id, method, arg, context)
+        self.run_query(sender, canister_id, method, arg, time)
     }
 
-    fn execute(
+    fn run_query(
         &mut self,
         sender: Principal,
         canister_id: Principal,
         method: &str,
         arg: &[u8],
-        context: Context,
+        time: u64,
     ) -> Result<Vec<u8>, Reject> {
-        let time = self.now();
-        let executed = self.run_call(sender, canister_id, method, arg, context, time);
-        if context.replicated() {
-            self.checkpoint_if_due();
-        }
-        match executed?.response {
+        self.check_running(&canister_id)?;
+        let (entry, context) = self.entry_point(&canister_id, method, Context::Query)?;
+        let message = Message {
+            context,
+            caller: sender,
+            method,
+            arg,
+            time,
+            subnet_id: self.subnet_id,
+            incoming: &NO_CALL,
+        };
+        let canister = self.canisters.get_mut(&canister_id).expect("found above");
+        let executed = canister.execute(self.engine, &self.store, &message, EntryPoint::Export(&entry))?;
+        self.last_instructions = executed.instructions;
+        match executed.response {
             Some(Response::Reply(bytes)) => Ok(bytes),
             Some(Response::Reject(message)) => Err(Reject::by_canister(message)),
             None => Err(Reject::new(
@@ -428,61 +574,68 @@ impl Replica {
         }
     }
 
-    /// Runs a call on a canister at `time`: its status, the export that serves the method,
-    /// `canister_inspect_message` and the journal for an update; then the execution.
-    fn run_call(
+    /// The ingress filter: a running canister with the method, whose
+    /// `canister_inspect_message` accepts the message.
+    fn filter(
         &mut self,
         sender: Principal,
         canister_id: Principal,
         method: &str,
         arg: &[u8],
-        context: Context,
         time: u64,
-    ) -> Result<Executed, Reject> {
-        let subnet_id = self.subnet_id;
-        let canister = self.canister_mut(&canister_id)?;
-        match canister.state.status {
-            Status::Running => {}
-            Status::Stopping => {
-                return Err(Reject::new(
-                    ErrorCode::CanisterStopping,
-                    format!("Canister {canister_id} is stopping"),
-                ));
-            }
-            Status::Stopped => {
-                return Err(Reject::new(
-                    ErrorCode::CanisterStopped,
-                    format!(
-                        "Canister {canister_id} is stopped and therefore does not have a CallContextManager"
-                    ),
-                ));
-            }
-        }
-        let (entry, context) = self.entry_point(&canister_id, method, context)?;
+    ) -> Result<(), Reject> {
+        self.check_running(&canister_id)?;
+        let (_, context) = self.entry_point(&canister_id, method, Context::Update)?;
         let message = Message {
             context,
             caller: sender,
             method,
             arg,
             time,
-            subnet_id,
+            subnet_id: self.subnet_id,
+            incoming: &NO_CALL,
         };
-        if context.replicated() && !self.replaying {
-            self.inspect(&canister_id, &message)?;
-            self.journal(&Entry::Call {
-                sender,
-                canister: canister_id,
-                method: method.to_owned(),
-                arg: arg.to_vec(),
-                time,
-            })?;
+        self.inspect(&canister_id, &message)
+    }
+
+    fn check_running(&mut self, canister_id: &Principal) -> Result<(), Reject> {
+        match self.canister_mut(canister_id)?.state.status {
+            Status::Running => Ok(()),
+            Status::Stopping => Err(Reject::new(
+                ErrorCode::CanisterStopping,
+                format!("Canister {canister_id} is stopping"),
+            )),
+            Status::Stopped => Err(Reject::new(
+                ErrorCode::CanisterStopped,
+                format!(
+                    "Canister {canister_id} is stopped and therefore does not have a CallContextManager"
+                ),
+            )),
         }
-        let canister = self.canisters.get_mut(&canister_id).expect("found above");
-        let executed = canister.execute(self.engine, &self.store, &message, &entry);
-        crate::fault::point("execute:done");
-        let executed = executed?;
-        self.last_instructions = executed.instructions;
-        Ok(executed)
+    }
+
+    /// The next ingress message's number.
+    pub(crate) fn next_ingress(&mut self) -> u64 {
+        let number = self.next_ingress;
+        self.next_ingress += 1;
+        number
+    }
+
+    /// 32 bytes for `raw_rand`: from the subnet's sequence of draws, the same on replay.
+    pub(crate) fn draw_random(&mut self, time: u64) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"raw_rand");
+        hasher.update(self.subnet_id.as_slice());
+        hasher.update(self.random_draws.to_le_bytes());
+        hasher.update(time.to_le_bytes());
+        self.random_draws += 1;
+        hasher.finalize().to_vec()
+    }
+
+    /// Cycles burned on this subnet so far (call fees, `cycles_burn128`, lost refunds).
+    pub fn burned_cycles(&self) -> u128 {
+        self.burned
     }
 
     /// Instructions the last successful call to a canister used (its performance counter).
@@ -507,7 +660,7 @@ impl Replica {
         };
         // A trap in inspection refuses the message as a decline does: before it runs.
         let executed = canister
-            .execute(self.engine, &self.store, &inspect, ENTRY)
+            .execute(self.engine, &self.store, &inspect, EntryPoint::Export(ENTRY))
             .map_err(Reject::ingress_filter)?;
         if !executed.accepted {
             return Err(Reject::new(
@@ -519,74 +672,43 @@ impl Replica {
         Ok(())
     }
 
-    /// Runs what is due, as a round of the IC would: each running canister's global timer
-    /// once its time has come (deactivating it), and its heartbeat. `update` calls this
-    /// first; a server calls it on a clock. A task that traps changes nothing but its log.
+    /// Runs a round when anything is due: system tasks, or messages in flight. `update`
+    /// calls this first; a server calls it on a clock.
     pub fn tick(&mut self) -> Result<(), Reject> {
         let time = self.now();
-        if self.due_tasks(time).is_empty() {
+        if self.due_tasks(time).is_empty() && !self.has_messages(time) {
             return Ok(());
         }
         self.journal(&Entry::Tasks { time })?;
-        self.run_tasks(time);
+        self.round(time, None);
         self.checkpoint_if_due();
         Ok(())
     }
 
-    /// The system tasks due at `time`: (canister, export).
-    fn due_tasks(&mut self, time: u64) -> Vec<(Principal, &'static str)> {
-        let mut due = Vec::new();
-        for canister in self.canisters.values_mut() {
-            if canister.state.status != Status::Running {
-                continue;
-            }
-            let timer_due = canister.state.global_timer != 0 && canister.state.global_timer <= time;
-            for (entry, is_due) in [
-                ("canister_global_timer", timer_due),
-                ("canister_heartbeat", true),
-            ] {
-                if is_due
-                    && canister
-                        .exports(self.engine, &self.store, entry)
-                        .ok()
-                        .flatten()
-                        == Some(true)
-                {
-                    due.push((canister.id(), entry));
-                }
-            }
-        }
-        due
-    }
-
-    fn run_tasks(&mut self, time: u64) {
-        let subnet_id = self.subnet_id;
-        for (id, entry) in self.due_tasks(time) {
-            let canister = self.canisters.get_mut(&id).expect("listed above");
-            if entry == "canister_global_timer" {
-                canister.state.global_timer = 0;
-            }
-            let task = Message {
-                context: Context::SystemTask,
-                caller: Principal::management_canister(),
-                method: "",
-                arg: &[],
-                time,
-                subnet_id,
-            };
-            // A failed task is in the canister's log; it does not fail the round.
-            let _ = canister.execute(self.engine, &self.store, &task, entry);
-        }
-    }
-
     /// Which export serves `method` for this kind of call (a query may also be answered by a
     /// composite query; an update call may run a query method, as on the IC).
-    fn entry_point(
+    pub(crate) fn entry_point(
         &mut self,
         canister_id: &Principal,
         method: &str,
         context: Context,
     ) -> Result<(String, Context), Reject> {
+        if context == Context::Update {
+            let canister = self
+                .canisters
+                .get_mut(canister_id)
+                .expect("checked by caller");
+            let composite = format!("canister_composite_query {method}");
+            if canister.exports(self.engine, &self.store, &composite)? == Some(true) {
+                return Err(Reject::new(
+                    ErrorCode::CompositeQueryCalledInReplicatedMode,
+                    format!(
+                        "Error from Canister {canister_id}: Composite query cannot be called in replicated mode"
+                    ),
+                )
+                .ingress_filter());
+            }
+        }
         let candidates: &[(&str, Context)] = match context {
             Context::Update => &[
                 ("canister_update", Context::Update),
@@ -652,4 +774,19 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.checkpoint();
     }
+}
+
+/// Refuses an argument larger than an ingress message may carry.
+fn check_arg_size(arg: &[u8]) -> Result<(), Reject> {
+    if arg.len() > MAX_ARG_BYTES {
+        return Err(Reject::new(
+            ErrorCode::CanisterRejectedMessage,
+            format!(
+                "The argument is {} bytes, more than the {MAX_ARG_BYTES} an ingress message may carry; send large modules in pieces with upload_chunk.",
+                arg.len()
+            ),
+        )
+        .ingress_filter());
+    }
+    Ok(())
 }

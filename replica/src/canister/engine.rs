@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Instance, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, Val};
 
+use super::calls::Closure;
 use super::code_cache::{self, CodeCache};
 use super::dirty::Tracker;
 use super::env::{Env, LogLine};
-use super::module::{self, MEMORY_EXPORT, ModuleInfo, START_EXPORT};
+use super::module::{self, MEMORY_EXPORT, ModuleInfo, START_EXPORT, TABLE_EXPORT};
 use super::stable::PAGE;
 use super::system_api;
 use crate::error::{ErrorCode, Reject};
@@ -54,6 +55,23 @@ impl Compiled {
     pub fn exports(&self, entry: &str) -> bool {
         self.info.entry_points.contains(entry)
     }
+
+    /// Whether `entry` can be run: an export the module has, or any callback (whose
+    /// function is looked up, and may be missing, when it runs).
+    pub fn has(&self, entry: Entry) -> bool {
+        match entry {
+            Entry::Export(name) => self.exports(name),
+            Entry::Callback(_) => true,
+        }
+    }
+}
+
+/// What an execution runs: an exported entry point, or a callback of a call, which is a
+/// function of the table called with its `env` (IC interface spec, "Callback invocation").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Export(&'a str),
+    Callback(Closure),
 }
 
 /// wasmtime configured as the IC configures it, with the System API linked for both widths.
@@ -205,17 +223,17 @@ impl Engine {
         state: Option<&WasmState>,
         env: Env,
         start: bool,
-        entry: Option<&str>,
+        entry: Option<Entry>,
     ) -> Outcome {
         let limit = env.context.instruction_limit();
         let mut store = self.store(env, limit);
         let result = instantiate(&mut store, compiled, state).and_then(|instance| {
             store.data_mut().heap_limit_enforced = true;
             if start && compiled.info.has_start {
-                call(&mut store, &instance, START_EXPORT)?;
+                call(&mut store, compiled, &instance, Entry::Export(START_EXPORT))?;
             }
-            if let Some(entry) = entry.filter(|e| compiled.exports(e)) {
-                call(&mut store, &instance, entry)?;
+            if let Some(entry) = entry.filter(|e| compiled.has(*e)) {
+                call(&mut store, compiled, &instance, entry)?;
             }
             Ok(take_state(&mut store, compiled, &instance))
         });
@@ -232,14 +250,14 @@ impl Engine {
         kept: &mut Option<Kept>,
         state: &mut WasmState,
         env: Env,
-        entry: &str,
+        entry: Entry,
     ) -> Outcome<BTreeSet<u64>> {
         let limit = env.context.instruction_limit();
         let mut instance = match self.resume(compiled, kept, state, env, limit) {
             Ok(instance) => instance,
             Err(failed) => return finish(failed.env, Err(failed.error), failed.used, limit),
         };
-        let (env, result, instructions) = instance.call(entry, limit);
+        let (env, result, instructions) = instance.call(compiled, entry, limit);
         let result = result.map(|()| {
             let written = instance.written();
             let changed = match instance.memory {
@@ -269,14 +287,14 @@ impl Engine {
         kept: &mut Option<Kept>,
         state: &WasmState,
         env: Env,
-        entry: &str,
+        entry: Entry,
     ) -> Outcome<()> {
         let limit = env.context.instruction_limit();
         let mut instance = match self.resume(compiled, kept, state, env, limit) {
             Ok(instance) => instance,
             Err(failed) => return finish(failed.env, Err(failed.error), failed.used, limit),
         };
-        let (env, result, instructions) = instance.call(entry, limit);
+        let (env, result, instructions) = instance.call(compiled, entry, limit);
         if result.is_ok() && instance.reset(compiled, state, None).is_ok() {
             *kept = Some(instance);
         }
@@ -403,10 +421,15 @@ struct Failed {
 impl Kept {
     /// Calls `entry` with the message's environment in place; returns that environment,
     /// the result and the instructions used.
-    fn call(&mut self, entry: &str, limit: u64) -> (Env, wasmtime::Result<()>, u64) {
+    fn call(
+        &mut self,
+        compiled: &Compiled,
+        entry: Entry,
+        limit: u64,
+    ) -> (Env, wasmtime::Result<()>, u64) {
         self.store.data_mut().memory = self.memory;
         self.store.data_mut().heap_limit_enforced = true;
-        let result = call(&mut self.store, &self.instance, entry);
+        let result = call(&mut self.store, compiled, &self.instance, entry);
         let instructions = limit - self.store.get_fuel().unwrap_or(0);
         let env = std::mem::replace(self.store.data_mut(), Env::idle());
         (env, result, instructions)
@@ -522,10 +545,45 @@ fn copy_changed(heap: &[u8], saved: &mut Vec<u8>, written: Option<&[u64]>) -> BT
     changed
 }
 
-fn call(store: &mut Store<Env>, instance: &Instance, export: &str) -> wasmtime::Result<()> {
-    instance
-        .get_typed_func::<(), ()>(&mut *store, export)?
-        .call(&mut *store, ())
+fn call(
+    store: &mut Store<Env>,
+    compiled: &Compiled,
+    instance: &Instance,
+    entry: Entry,
+) -> wasmtime::Result<()> {
+    let Closure { fun, env } = match entry {
+        Entry::Export(export) => {
+            return instance
+                .get_typed_func::<(), ()>(&mut *store, export)?
+                .call(&mut *store, ());
+        }
+        Entry::Callback(closure) => closure,
+    };
+    let function = instance
+        .get_table(&mut *store, TABLE_EXPORT)
+        .and_then(|table| table.get(&mut *store, fun))
+        .and_then(|entry| entry.as_func().flatten().copied());
+    let missing = |store: &mut Store<Env>| {
+        store.data_mut().trap(Reject::new(
+            ErrorCode::CanisterFunctionNotFound,
+            format!("Canister tried to call a non-existent Wasm function {fun} as a callback."),
+        ))
+    };
+    let Some(function) = function else {
+        return Err(missing(store));
+    };
+    // Callbacks are `(env : I32) -> ()` in wasm32 modules, `(env : I64) -> ()` in wasm64.
+    if compiled.info.memory64 {
+        match function.typed::<i64, ()>(&*store) {
+            Ok(f) => f.call(&mut *store, env as i64),
+            Err(_) => Err(missing(store)),
+        }
+    } else {
+        match function.typed::<i32, ()>(&*store) {
+            Ok(f) => f.call(&mut *store, env as u32 as i32),
+            Err(_) => Err(missing(store)),
+        }
+    }
 }
 
 fn take_state(store: &mut Store<Env>, compiled: &Compiled, instance: &Instance) -> WasmState {

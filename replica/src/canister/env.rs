@@ -3,11 +3,13 @@
 
 use candid::Principal;
 
+use super::calls::{Incoming, OutgoingCall};
 use super::stable::StableMemory;
 use crate::error::{ErrorCode, Reject};
 
 /// The kind of execution, which decides what the System API allows (IC interface spec,
-/// "Overview of imports": I, G, U, RQ, NRQ, CQ, F, T, s).
+/// "Overview of imports": I, G, U, RQ, NRQ, CQ, F, T, s; Ry, Rt, C for the callbacks of
+/// calls and CRy, CRt, CC for those of composite queries).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Context {
     Start,
@@ -20,6 +22,12 @@ pub enum Context {
     CompositeQuery,
     InspectMessage,
     SystemTask,
+    ReplyCallback,
+    RejectCallback,
+    Cleanup,
+    CompositeReplyCallback,
+    CompositeRejectCallback,
+    CompositeCleanup,
 }
 
 impl Context {
@@ -39,13 +47,24 @@ impl Context {
             Self::CompositeQuery => "composite query",
             Self::InspectMessage => "inspect message",
             Self::SystemTask => "system task",
+            Self::ReplyCallback => "reply callback",
+            Self::RejectCallback => "reject callback",
+            Self::Cleanup => "cleanup",
+            Self::CompositeReplyCallback => "composite query reply callback",
+            Self::CompositeRejectCallback => "composite query reject callback",
+            Self::CompositeCleanup => "composite query cleanup",
         }
     }
 
     pub fn replicated(self) -> bool {
         !matches!(
             self,
-            Self::Query | Self::CompositeQuery | Self::InspectMessage
+            Self::Query
+                | Self::CompositeQuery
+                | Self::InspectMessage
+                | Self::CompositeReplyCallback
+                | Self::CompositeRejectCallback
+                | Self::CompositeCleanup
         )
     }
 
@@ -53,8 +72,16 @@ impl Context {
     pub fn instruction_limit(self) -> u64 {
         match self {
             Self::Start | Self::Init | Self::PostUpgrade | Self::PreUpgrade => 300_000_000_000,
-            Self::Update | Self::SystemTask => 40_000_000_000,
-            Self::ReplicatedQuery | Self::Query | Self::CompositeQuery => 5_000_000_000,
+            Self::Update | Self::SystemTask | Self::ReplyCallback | Self::RejectCallback => {
+                40_000_000_000
+            }
+            Self::ReplicatedQuery
+            | Self::Query
+            | Self::CompositeQuery
+            | Self::Cleanup
+            | Self::CompositeReplyCallback
+            | Self::CompositeRejectCallback
+            | Self::CompositeCleanup => 5_000_000_000,
             Self::InspectMessage => 200_000_000,
         }
     }
@@ -119,6 +146,14 @@ pub struct Env {
     pub logs: Vec<LogLine>,
     /// Why the host stopped the canister, when it did.
     pub trap: Option<Reject>,
+    /// What the call being answered carries in: cycles, a reject, a deadline.
+    pub incoming: Incoming,
+    /// The call `call_new` began and `call_perform` has not sent yet.
+    pub pending_call: Option<OutgoingCall>,
+    /// Calls performed, sent only if the execution ends without trapping.
+    pub calls: Vec<OutgoingCall>,
+    /// Cycles this execution paid in call fees (burned, as the IC burns fees).
+    pub fees: u128,
 }
 
 impl Env {
@@ -147,6 +182,10 @@ impl Env {
             accepted: false,
             logs: Vec::new(),
             trap: None,
+            incoming: Incoming::default(),
+            pending_call: None,
+            calls: Vec::new(),
+            fees: 0,
         }
     }
 

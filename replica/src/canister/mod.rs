@@ -2,6 +2,7 @@
 //! `Canister` ties them together — it runs messages, installs code and takes and loads
 //! snapshots, leaving permissions and routing to the replica above it.
 
+pub mod calls;
 pub mod chunks;
 mod code_cache;
 mod dirty;
@@ -20,7 +21,8 @@ use candid::Principal;
 
 use crate::error::{ErrorCode, Reject, StoreError};
 use crate::store::{self, Store};
-use engine::{Compiled, Engine, Kept, Outcome, WasmState};
+use calls::{Incoming, OutgoingCall};
+use engine::{Compiled, Engine, Entry, Kept, Outcome, WasmState};
 use env::{Context, Env, Response, RunStatus};
 use image::MemoryImage;
 use stable::StableMemory;
@@ -74,14 +76,42 @@ pub enum InstallMode {
     },
 }
 
-/// What a successful execution left: its answer, if it gave one, and whether
-/// `canister_inspect_message` accepted the message.
+/// What a successful execution left: its answer, if it gave one, whether
+/// `canister_inspect_message` accepted the message, and the calls it made.
 pub struct Executed {
     pub response: Option<Response>,
     pub accepted: bool,
     /// Instructions the execution used, as `ic0.performance_counter(0)` counts them.
     pub instructions: u64,
+    /// Calls performed, to be sent now that the execution succeeded.
+    pub calls: Vec<OutgoingCall>,
+    /// Cycles of the incoming call still not accepted.
+    pub available: u128,
+    /// Cycles paid in call fees.
+    pub fees: u128,
 }
+
+impl Executed {
+    fn of(env: &mut Env, instructions: u64) -> Self {
+        Self {
+            response: env.response.take(),
+            accepted: env.accepted,
+            instructions,
+            calls: std::mem::take(&mut env.calls),
+            available: env.incoming.available,
+            fees: env.fees,
+        }
+    }
+}
+
+/// What a message brings that is not a call's: no cycles, no reject, no deadline.
+pub static NO_CALL: Incoming = Incoming {
+    available: 0,
+    refunded: 0,
+    reject: None,
+    deadline: 0,
+    responded: false,
+};
 
 /// Everything an execution needs from outside the canister.
 pub struct Message<'a> {
@@ -91,6 +121,36 @@ pub struct Message<'a> {
     pub arg: &'a [u8],
     pub time: u64,
     pub subnet_id: Principal,
+    /// What the call being answered carries (`NO_CALL` for what is not a call).
+    pub incoming: &'a Incoming,
+}
+
+/// The custom section by which a module asks for its heap to be kept on upgrade (Motoko's
+/// enhanced orthogonal persistence).
+const KEEPS_HEAP_SECTION: &str = "enhanced-orthogonal-persistence";
+
+fn keeps_heap(compiled: &Compiled) -> bool {
+    let metadata = &compiled.info.metadata;
+    metadata.iter().any(|(_, name, _)| name == KEEPS_HEAP_SECTION)
+}
+
+/// The IC's guards on `wasm_memory_persistence` (its execution environment's
+/// `determine_main_memory_handling`): a module that keeps its heap is never upgraded without
+/// saying so, and `keep` is refused for a new module that does not expect a kept heap.
+fn check_persistence(old: Option<&Compiled>, new: &Compiled, keep: bool) -> Result<(), Reject> {
+    if !keep && old.is_some_and(keeps_heap) {
+        return Err(Reject::new(
+            ErrorCode::CanisterContractViolation,
+            "Missing upgrade option: Enhanced orthogonal persistence requires the `wasm_memory_persistence` upgrade option.",
+        ));
+    }
+    if keep && !keeps_heap(new) {
+        return Err(Reject::new(
+            ErrorCode::CanisterContractViolation,
+            "Invalid upgrade option: The `wasm_memory_persistence: opt Keep` upgrade option requires that the new canister module supports enhanced orthogonal persistence.",
+        ));
+    }
+    Ok(())
 }
 
 impl Canister {
@@ -186,6 +246,7 @@ impl Canister {
         env.stable = StableMemory::new(stable);
         env.certified_data = self.state.certified_data.clone();
         env.global_timer = self.state.global_timer;
+        env.incoming = message.incoming.clone();
         let hard = if memory64 { u64::MAX } else { MAX_WASM32_HEAP };
         // The `wasm_memory_limit` setting holds only in update, init and post_upgrade (IC
         // interface spec, "wasm_memory_limit"), so a canister at its limit can be upgraded.
@@ -207,7 +268,7 @@ impl Canister {
         engine: &Engine,
         store: &Store,
         message: &Message,
-        entry: &str,
+        entry: Entry,
     ) -> Result<Executed, Reject> {
         let Some(live) = self.live(engine, store)? else {
             return Err(Reject::new(
@@ -225,7 +286,7 @@ impl Canister {
         let live = self.live.as_mut().expect("loaded above");
         if !replicated {
             // A query changes nothing: its heap writes and stable writes are undone.
-            let outcome = if compiled.info.reusable && compiled.exports(entry) {
+            let outcome = if compiled.info.reusable && compiled.has(entry) {
                 engine.run_undone(&compiled, &mut live.kept, &live.wasm, env, entry)
             } else {
                 let outcome = engine.run(&compiled, Some(&live.wasm), env, false, Some(entry));
@@ -236,15 +297,12 @@ impl Canister {
                 }
             };
             let mut env = outcome.env;
+            let executed = Executed::of(&mut env, outcome.instructions);
             env.stable.roll_back();
             live.stable = env.stable.finish().0;
-            return outcome.result.map(|_| Executed {
-                response: env.response,
-                accepted: env.accepted,
-                instructions: outcome.instructions,
-            });
+            return outcome.result.map(|_| executed);
         }
-        let (mut env, result, instructions) = if compiled.info.reusable && compiled.exports(entry) {
+        let (mut env, result, instructions) = if compiled.info.reusable && compiled.has(entry) {
             let outcome = engine.run_kept(&compiled, &mut live.kept, &mut live.wasm, env, entry);
             (outcome.env, outcome.result.map(Some), outcome.instructions)
         } else {
@@ -266,6 +324,7 @@ impl Canister {
                 return Err(reject);
             }
         };
+        let executed = Executed::of(&mut env, instructions);
         let (stable, dirty) = env.stable.finish();
         live.stable = stable;
         self.state.certified_data = std::mem::take(&mut env.certified_data);
@@ -283,11 +342,7 @@ impl Canister {
             }
             _ => None,
         };
-        Ok(Executed {
-            response: env.response,
-            accepted: env.accepted,
-            instructions,
-        })
+        Ok(executed)
     }
 
     /// Writes what executions changed into `state.code`, for a checkpoint.
@@ -320,6 +375,10 @@ impl Canister {
         message: &Message,
     ) -> Result<(), Reject> {
         let compiled = engine.compile(wasm)?;
+        if let InstallMode::Upgrade { keep_heap, .. } = mode {
+            let old = self.live(engine, store)?.map(|live| live.compiled.clone());
+            check_persistence(old.as_deref(), &compiled, keep_heap)?;
+        }
         let carried = match mode {
             InstallMode::Install | InstallMode::Reinstall => Carried::default(),
             InstallMode::Upgrade {
@@ -349,7 +408,13 @@ impl Canister {
         env.global_timer = 0;
         let heap = carried.heap;
         let start = heap.is_none();
-        let outcome = engine.run(&compiled, heap.as_ref(), env, start, Some(entry));
+        let outcome = engine.run(
+            &compiled,
+            heap.as_ref(),
+            env,
+            start,
+            Some(Entry::Export(entry)),
+        );
         let mut env = outcome.env;
         let logs: Vec<_> = env
             .logs
@@ -420,11 +485,10 @@ impl Canister {
         };
         let compiled = live.compiled.clone();
         let (wasm, stable) = (live.wasm.clone(), live.stable.clone());
-        let heap = keep_heap.then(|| wasm.clone());
         if skip {
             return Ok(Carried {
                 stable,
-                heap,
+                heap: keep_heap.then_some(wasm),
                 certified_data: self.state.certified_data.clone(),
             });
         }
@@ -441,20 +505,23 @@ impl Canister {
             Some(&wasm),
             env,
             false,
-            Some("canister_pre_upgrade"),
+            Some(Entry::Export("canister_pre_upgrade")),
         );
         let certified_data = outcome.env.certified_data;
         let (stable, _) = outcome.env.stable.finish();
-        outcome.result.map(|_| Carried {
+        // A kept heap is the one `canister_pre_upgrade` left: Motoko's runtime marks in it
+        // that an upgrade is under way, and its post-upgrade code looks for that mark.
+        outcome.result.map(|after| Carried {
             stable,
-            heap,
+            heap: keep_heap.then_some(after),
             certified_data,
         })
     }
 
     /// Removes the code, its memories, the chunk store and the logs; the canister stays,
-    /// empty (IC interface spec, "IC method uninstall_code").
-    pub fn uninstall(&mut self, time: u64, caller: Principal) {
+    /// empty (IC interface spec, "IC method uninstall_code"). Returns the calls it was
+    /// answering, each with its cycles, to be rejected.
+    pub fn uninstall(&mut self, time: u64, caller: Principal) -> Vec<(calls::Origin, u128)> {
         self.state.code = None;
         self.live = None;
         self.unsaved = None;
@@ -464,6 +531,7 @@ impl Canister {
         self.state.global_timer = 0;
         self.state.version += 1;
         self.state.record(time, caller, ChangeKind::Uninstall);
+        self.state.calls.drop_contexts()
     }
 
     /// A snapshot of the current code, memories, chunk store and certified data.

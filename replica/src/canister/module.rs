@@ -14,6 +14,9 @@ use crate::error::{ErrorCode, Reject};
 pub const MAX_MODULE_BYTES: usize = 100 * 1024 * 1024;
 pub const MEMORY_EXPORT: &str = "__replica_memory";
 pub const START_EXPORT: &str = "__replica_start";
+/// The first table, where callbacks of calls are found by index (IC interface spec,
+/// "Inter-canister method calls": `reply_fun` and `reject_fun` index the table).
+pub const TABLE_EXPORT: &str = "__replica_table";
 const GLOBAL_EXPORT_PREFIX: &str = "__replica_global_";
 
 /// What the replica needs to know about a valid module.
@@ -23,6 +26,7 @@ pub struct ModuleInfo {
     pub prepared: Vec<u8>,
     pub memory64: bool,
     pub has_memory: bool,
+    pub has_table: bool,
     pub has_start: bool,
     /// The mutable globals, in index order, as the replica exports them.
     pub globals: Vec<ExportedGlobal>,
@@ -84,6 +88,7 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
         prepared: Vec::new(),
         memory64: false,
         has_memory: false,
+        has_table: false,
         has_start: false,
         globals: Vec::new(),
         entry_points: BTreeSet::new(),
@@ -150,6 +155,7 @@ pub fn prepare(wasm: &[u8]) -> Result<ModuleInfo, Reject> {
                     info.memory64 = memory.memory64;
                 }
             }
+            Payload::TableSection(reader) => info.has_table |= reader.count() > 0,
             Payload::GlobalSection(reader) => {
                 for (i, global) in reader.clone().into_iter().enumerate() {
                     let ty = global.map_err(invalid)?.ty;
@@ -274,7 +280,7 @@ fn add_state_exports(
         .globals
         .iter()
         .map(|g| g.name.as_str())
-        .chain([MEMORY_EXPORT])
+        .chain([MEMORY_EXPORT, TABLE_EXPORT])
     {
         if existing.contains(name) {
             return Err(invalid(format!(
@@ -290,6 +296,9 @@ fn add_state_exports(
     }
     if info.has_memory {
         exports.export(MEMORY_EXPORT, ExportKind::Memory, 0);
+    }
+    if info.has_table {
+        exports.export(TABLE_EXPORT, ExportKind::Table, 0);
     }
     Ok(())
 }

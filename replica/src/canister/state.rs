@@ -7,6 +7,7 @@ use candid::{Nat, Principal};
 use ic_management_canister_types as ic;
 use serde::{Deserialize, Serialize};
 
+use super::calls::Calls;
 use super::chunks;
 use super::engine::Global;
 use super::image::MemoryImage;
@@ -178,6 +179,9 @@ pub struct CanisterState {
     pub total_changes: u64,
     pub next_snapshot: u64,
     pub snapshots: Vec<Snapshot>,
+    /// The calls it answers and waits on.
+    #[serde(default)]
+    pub calls: Calls,
 }
 
 /// The canister history keeps at least this many recent changes (IC interface spec).
@@ -201,6 +205,7 @@ impl CanisterState {
             total_changes: 0,
             next_snapshot: 0,
             snapshots: Vec::new(),
+            calls: Calls::default(),
         }
     }
 

@@ -5,9 +5,13 @@
 use candid::Principal;
 use wasmtime::{Caller, Linker, WasmTy};
 
+use super::calls::{
+    Closure, MAX_CALL_BYTES, MAX_CALL_TIMEOUT_SECONDS, MAX_METHOD_NAME_BYTES, OutgoingCall,
+    call_fee,
+};
 use super::env::{Context, Env, LogLine, Response};
 use super::stable::{MAX_PAGES, PAGE};
-use crate::error::{ErrorCode, Reject};
+use crate::error::{ErrorCode, Reject, RejectCode};
 
 type C<'a> = Caller<'a, Env>;
 type R<T> = wasmtime::Result<T>;
@@ -59,14 +63,64 @@ const ARG: u16 = set(&[
     Query,
     CompositeQuery,
     InspectMessage,
+    ReplyCallback,
+    CompositeReplyCallback,
 ]);
-const REPLY: u16 = set(&[Update, ReplicatedQuery, Query, CompositeQuery]);
-const CYCLES: u16 = set(&[Update, ReplicatedQuery]);
+const REPLY: u16 = set(&[
+    Update,
+    ReplicatedQuery,
+    Query,
+    CompositeQuery,
+    ReplyCallback,
+    RejectCallback,
+    CompositeReplyCallback,
+    CompositeRejectCallback,
+]);
+const CYCLES: u16 = set(&[Update, ReplicatedQuery, ReplyCallback, RejectCallback]);
+const REFUNDED: u16 = set(&[ReplyCallback, RejectCallback]);
+const REJECT_CODE: u16 = set(&[
+    ReplyCallback,
+    RejectCallback,
+    CompositeReplyCallback,
+    CompositeRejectCallback,
+    Cleanup,
+]);
+const REJECT_MESSAGE: u16 = set(&[RejectCallback, CompositeRejectCallback]);
+const DEADLINE: u16 = set(&[
+    Update,
+    ReplicatedQuery,
+    Query,
+    CompositeQuery,
+    ReplyCallback,
+    RejectCallback,
+    CompositeReplyCallback,
+    CompositeRejectCallback,
+]);
 const INSPECT: u16 = set(&[InspectMessage]);
-const MUTATE: u16 = set(&[Init, PostUpgrade, PreUpgrade, Update, SystemTask]);
+const CERTIFY: u16 = set(&[
+    Init,
+    PostUpgrade,
+    PreUpgrade,
+    Update,
+    ReplyCallback,
+    RejectCallback,
+    SystemTask,
+]);
+const TIMER: u16 = CERTIFY | Cleanup.bit();
+const BURN: u16 = TIMER | ReplicatedQuery.bit();
 const CERTIFICATE: u16 = set(&[Query, CompositeQuery]);
-/// Reply and reject callbacks; the replica makes no outgoing calls, so never.
-const CALLBACK: u16 = 0;
+/// Where calls may be made (`call_new` and the rest).
+const CALL: u16 = set(&[
+    Update,
+    CompositeQuery,
+    ReplyCallback,
+    RejectCallback,
+    CompositeReplyCallback,
+    CompositeRejectCallback,
+    SystemTask,
+]);
+/// Where cycles may be attached to a call: not in composite queries.
+const CALL_CYCLES: u16 = set(&[Update, ReplyCallback, RejectCallback, SystemTask]);
 
 fn allow(c: &mut C, name: &str, contexts: u16) -> R<()> {
     let context = c.data().context;
@@ -201,21 +255,31 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         },
     )?;
     linker.func_wrap("ic0", f("msg_reject_code"), |mut c: C| -> R<i32> {
-        allow(&mut c, "msg_reject_code", CALLBACK)?;
-        Ok(0)
+        allow(&mut c, "msg_reject_code", REJECT_CODE)?;
+        Ok(c.data().incoming.reject.as_ref().map_or(0, |(code, _)| *code as i32))
     })?;
     linker.func_wrap("ic0", f("msg_reject_msg_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "msg_reject_msg_size", CALLBACK)?;
-        Ok(P::of(0))
+        allow(&mut c, "msg_reject_msg_size", REJECT_MESSAGE)?;
+        Ok(P::of(reject_message(c.data()).len() as u64))
     })?;
     linker.func_wrap(
         "ic0",
         f("msg_reject_msg_copy"),
-        |mut c: C, _: P, _: P, _: P| allow(&mut c, "msg_reject_msg_copy", CALLBACK),
+        |mut c: C, dst: P, offset: P, size: P| {
+            allow(&mut c, "msg_reject_msg_copy", REJECT_MESSAGE)?;
+            copy_out(
+                &mut c,
+                "msg_reject_msg_copy",
+                dst.get(),
+                offset.get(),
+                size.get(),
+                |e| reject_message(e).as_bytes(),
+            )
+        },
     )?;
     linker.func_wrap("ic0", f("msg_deadline"), |mut c: C| -> R<i64> {
-        allow(&mut c, "msg_deadline", ANY)?;
-        Ok(0)
+        allow(&mut c, "msg_deadline", DEADLINE)?;
+        Ok(c.data().incoming.deadline as i64)
     })?;
     linker.func_wrap(
         "ic0",
@@ -370,7 +434,8 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         Ok(c.data().context.replicated() as i32)
     })?;
 
-    // Cycles: a local replica charges nothing, so balances only go down by what is spent.
+    // Cycles: balances change by what calls carry, what is accepted and burned, and call
+    // fees; executions themselves are not charged (docs/cycles.md).
     linker.func_wrap("ic0", f("canister_cycle_balance128"), |mut c: C, dst: P| {
         allow(&mut c, "canister_cycle_balance128", ANY)?;
         let cycles = c.data().cycles;
@@ -392,26 +457,29 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
     )?;
     linker.func_wrap("ic0", f("msg_cycles_available128"), |mut c: C, dst: P| {
         allow(&mut c, "msg_cycles_available128", CYCLES)?;
-        write_u128(&mut c, "msg_cycles_available128", dst.get(), 0)
+        let available = available(c.data());
+        write_u128(&mut c, "msg_cycles_available128", dst.get(), available)
     })?;
     linker.func_wrap("ic0", f("msg_cycles_refunded128"), |mut c: C, dst: P| {
-        allow(&mut c, "msg_cycles_refunded128", CALLBACK)?;
-        write_u128(&mut c, "msg_cycles_refunded128", dst.get(), 0)
+        allow(&mut c, "msg_cycles_refunded128", REFUNDED)?;
+        let refunded = c.data().incoming.refunded;
+        write_u128(&mut c, "msg_cycles_refunded128", dst.get(), refunded)
     })?;
     linker.func_wrap(
         "ic0",
         f("msg_cycles_accept128"),
-        |mut c: C, _high: i64, _low: i64, dst: P| {
+        |mut c: C, high: i64, low: i64, dst: P| {
             allow(&mut c, "msg_cycles_accept128", CYCLES)?;
-            write_u128(&mut c, "msg_cycles_accept128", dst.get(), 0)
+            let accepted = accept(c.data_mut(), u128_of(high, low));
+            write_u128(&mut c, "msg_cycles_accept128", dst.get(), accepted)
         },
     )?;
     linker.func_wrap(
         "ic0",
         f("cycles_burn128"),
         |mut c: C, high: i64, low: i64, dst: P| {
-            allow(&mut c, "cycles_burn128", MUTATE)?;
-            let wanted = (u128::from(high as u64) << 64) | u128::from(low as u64);
+            allow(&mut c, "cycles_burn128", BURN)?;
+            let wanted = u128_of(high, low);
             let env = c.data_mut();
             let burnt = wanted.min(env.cycles);
             env.cycles -= burnt;
@@ -424,7 +492,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         "ic0",
         f("certified_data_set"),
         |mut c: C, src: P, size: P| {
-            allow(&mut c, "certified_data_set", MUTATE)?;
+            allow(&mut c, "certified_data_set", CERTIFY)?;
             if size.get() > 32 {
                 return Err(c.data_mut().violation(format!(
                     "ic0.certified_data_set: {} bytes is more than the 32 allowed",
@@ -464,7 +532,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         "ic0",
         f("global_timer_set"),
         |mut c: C, time: i64| -> R<i64> {
-            allow(&mut c, "global_timer_set", MUTATE)?;
+            allow(&mut c, "global_timer_set", TIMER)?;
             let env = c.data_mut();
             Ok(std::mem::replace(&mut env.global_timer, time as u64) as i64)
         },
@@ -504,8 +572,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
     Ok(names)
 }
 
+fn reject_message(env: &Env) -> &str {
+    env.incoming.reject.as_ref().map_or("", |(_, m)| m.as_str())
+}
+
 fn not_answered(c: &mut C, name: &str) -> R<()> {
-    if c.data().response.is_some() {
+    if c.data().response.is_some() || c.data().incoming.responded {
         return Err(c
             .data_mut()
             .violation(format!("ic0.{name}: the call was already answered")));
@@ -610,8 +682,7 @@ fn define_costs<P: Ptr>(
         f("cost_call"),
         |mut c: C, method_size: i64, payload_size: i64, dst: P| {
             allow(&mut c, "cost_call", ANY_S)?;
-            let bytes = (method_size as u64).saturating_add(payload_size as u64);
-            let cost = 260_000u128 + 1_000 * u128::from(bytes);
+            let cost = call_fee(method_size as u64, payload_size as u64);
             write_u128(&mut c, "cost_call", dst.get(), cost)
         },
     )?;
@@ -649,50 +720,193 @@ fn define_costs<P: Ptr>(
     Ok(())
 }
 
-/// Outgoing calls are not supported yet: a canister that tries traps with a clear reason.
+/// Calls to canisters and the management canister (IC interface spec, "Inter-canister
+/// method calls"): built by `call_new` … `call_perform`, sent when the execution succeeds.
 fn define_calls<P: Ptr>(
     linker: &mut Linker<Env>,
     f: &mut impl FnMut(&'static str) -> &'static str,
 ) -> R<()> {
-    fn unsupported(c: &mut C, name: &str) -> wasmtime::Error {
-        c.data_mut().trap(Reject::new(
-            ErrorCode::CanisterTrapped,
-            format!(
-                "ic0.{name}: calls to other canisters are not supported by the embedded replica"
-            ),
-        ))
-    }
     linker.func_wrap(
         "ic0",
         f("call_new"),
-        |mut c: C, _: P, _: P, _: P, _: P, _: P, _: P, _: P, _: P| -> R<()> {
-            Err(unsupported(&mut c, "call_new"))
+        |mut c: C,
+         callee_src: P,
+         callee_size: P,
+         name_src: P,
+         name_size: P,
+         reply_fun: P,
+         reply_env: P,
+         reject_fun: P,
+         reject_env: P|
+         -> R<()> {
+            allow(&mut c, "call_new", CALL)?;
+            let callee = copy_in(&mut c, "call_new", callee_src.get(), callee_size.get())?;
+            if name_size.get() > MAX_METHOD_NAME_BYTES as u64 {
+                return Err(c.data_mut().violation(format!(
+                    "ic0.call_new: Size of method_name {} exceeds the allowed limit of {MAX_METHOD_NAME_BYTES}.",
+                    name_size.get()
+                )));
+            }
+            let name = copy_in(&mut c, "call_new", name_src.get(), name_size.get())?;
+            let env = c.data_mut();
+            let Ok(callee) = Principal::try_from_slice(&callee) else {
+                return Err(env.violation("ic0.call_new: the callee is not a valid principal"));
+            };
+            let Ok(method) = String::from_utf8(name) else {
+                return Err(env.violation("ic0.call_new: the method name is not valid UTF-8"));
+            };
+            // A call begun and never performed is dropped, and its cycles come back.
+            discard_pending(env);
+            let closure = |fun: P, env: P| Closure {
+                fun: fun.get(),
+                env: env.get(),
+            };
+            env.pending_call = Some(OutgoingCall::new(
+                callee,
+                method,
+                closure(reply_fun, reply_env),
+                closure(reject_fun, reject_env),
+            ));
+            Ok(())
         },
     )?;
     linker.func_wrap(
         "ic0",
         f("call_on_cleanup"),
-        |mut c: C, _: P, _: P| -> R<()> { Err(unsupported(&mut c, "call_on_cleanup")) },
+        |mut c: C, fun: P, env: P| -> R<()> {
+            allow(&mut c, "call_on_cleanup", CALL)?;
+            let call = pending(&mut c, "call_on_cleanup")?;
+            if call.cleanup.is_some() {
+                return Err(c
+                    .data_mut()
+                    .violation("ic0.call_on_cleanup can be called only once per call"));
+            }
+            call.cleanup = Some(Closure {
+                fun: fun.get(),
+                env: env.get(),
+            });
+            Ok(())
+        },
     )?;
     linker.func_wrap(
         "ic0",
         f("call_data_append"),
-        |mut c: C, _: P, _: P| -> R<()> { Err(unsupported(&mut c, "call_data_append")) },
+        |mut c: C, src: P, size: P| -> R<()> {
+            allow(&mut c, "call_data_append", CALL)?;
+            pending(&mut c, "call_data_append")?;
+            let data = copy_in(&mut c, "call_data_append", src.get(), size.get())?;
+            let call = pending(&mut c, "call_data_append")?;
+            let total = call.bytes() + data.len();
+            if total > MAX_CALL_BYTES {
+                let (callee, method) = (call.callee, call.method.clone());
+                return Err(c.data_mut().violation(format!(
+                    "ic0.call_data_append: Request to {callee}:{method} has a payload size of {total}, which exceeds the allowed limit of {MAX_CALL_BYTES}."
+                )));
+            }
+            call.arg.extend_from_slice(&data);
+            Ok(())
+        },
     )?;
     linker.func_wrap(
         "ic0",
         f("call_with_best_effort_response"),
-        |mut c: C, _: i32| -> R<()> { Err(unsupported(&mut c, "call_with_best_effort_response")) },
+        |mut c: C, timeout: i32| -> R<()> {
+            allow(&mut c, "call_with_best_effort_response", CALL)?;
+            let call = pending(&mut c, "call_with_best_effort_response")?;
+            if call.timeout_seconds.is_some() {
+                return Err(c.data_mut().violation(
+                    "ic0.call_with_best_effort_response can be called only once per call",
+                ));
+            }
+            call.timeout_seconds = Some((timeout as u32).min(MAX_CALL_TIMEOUT_SECONDS));
+            Ok(())
+        },
     )?;
     linker.func_wrap(
         "ic0",
         f("call_cycles_add128"),
-        |mut c: C, _: i64, _: i64| -> R<()> { Err(unsupported(&mut c, "call_cycles_add128")) },
+        |mut c: C, high: i64, low: i64| -> R<()> {
+            allow(&mut c, "call_cycles_add128", CALL_CYCLES)?;
+            add_cycles(&mut c, "call_cycles_add128", u128_of(high, low))
+        },
     )?;
     linker.func_wrap("ic0", f("call_perform"), |mut c: C| -> R<i32> {
-        Err(unsupported(&mut c, "call_perform"))
+        allow(&mut c, "call_perform", CALL)?;
+        pending(&mut c, "call_perform")?;
+        let env = c.data_mut();
+        let call = env.pending_call.take().expect("checked above");
+        let fee = call_fee(call.method.len() as u64, call.arg.len() as u64);
+        // IC interface spec, "ic0.call_perform": a call the caller cannot pay for is not
+        // sent, its cycles come back, and the result is the SYS_TRANSIENT code.
+        if env.cycles < fee {
+            env.cycles += call.cycles;
+            return Ok(RejectCode::SysTransient as i32);
+        }
+        env.cycles -= fee;
+        env.fees += fee;
+        env.calls.push(call);
+        Ok(0)
     })?;
     Ok(())
+}
+
+/// The call under construction, or a trap when there is none.
+fn pending<'c>(c: &'c mut C, name: &str) -> R<&'c mut OutgoingCall> {
+    if c.data().pending_call.is_none() {
+        return Err(c.data_mut().violation(format!(
+            "ic0.{name} called when no call is under construction."
+        )));
+    }
+    Ok(c.data_mut().pending_call.as_mut().expect("checked above"))
+}
+
+fn discard_pending(env: &mut Env) {
+    if let Some(call) = env.pending_call.take() {
+        env.cycles += call.cycles;
+    }
+}
+
+/// Moves `amount` from the balance onto the call under construction.
+fn add_cycles(c: &mut C, name: &str, amount: u128) -> R<()> {
+    pending(c, name)?;
+    let env = c.data_mut();
+    if amount > env.cycles {
+        let balance = env.cycles;
+        return Err(env.trap(Reject::new(
+            ErrorCode::CanisterOutOfCycles,
+            format!(
+                "Canister {} is out of cycles: ic0.{name} asked for {amount} cycles, more than its balance of {balance}.",
+                env.canister_id
+            ),
+        )));
+    }
+    env.cycles -= amount;
+    env.pending_call.as_mut().expect("checked above").cycles += amount;
+    Ok(())
+}
+
+/// Cycles of the incoming call still to accept: none once the call is answered.
+fn available(env: &Env) -> u128 {
+    if env.response.is_some() || env.incoming.responded {
+        0
+    } else {
+        env.incoming.available
+    }
+}
+
+fn accept(env: &mut Env, max: u128) -> u128 {
+    let accepted = max.min(available(env));
+    env.incoming.available -= accepted;
+    env.cycles += accepted;
+    accepted
+}
+
+fn u128_of(high: i64, low: i64) -> u128 {
+    (u128::from(high as u64) << 64) | u128::from(low as u64)
+}
+
+fn low_64(amount: u128) -> i64 {
+    amount.min(u128::from(u64::MAX)) as u64 as i64
 }
 
 /// Imports the IC still accepts from wasm32 modules: 32-bit stable memory (bounded to
@@ -745,22 +959,27 @@ fn define_wasm32_only(
     })?;
     linker.func_wrap("ic0", f("msg_cycles_available"), |mut c: C| -> R<i64> {
         allow(&mut c, "msg_cycles_available", CYCLES)?;
-        Ok(0)
+        Ok(low_64(available(c.data())))
     })?;
     linker.func_wrap("ic0", f("msg_cycles_refunded"), |mut c: C| -> R<i64> {
-        allow(&mut c, "msg_cycles_refunded", CALLBACK)?;
-        Ok(0)
+        allow(&mut c, "msg_cycles_refunded", REFUNDED)?;
+        Ok(low_64(c.data().incoming.refunded))
     })?;
     linker.func_wrap(
         "ic0",
         f("msg_cycles_accept"),
-        |mut c: C, _: i64| -> R<i64> {
+        |mut c: C, max: i64| -> R<i64> {
             allow(&mut c, "msg_cycles_accept", CYCLES)?;
-            Ok(0)
+            Ok(accept(c.data_mut(), u128::from(max as u64)) as i64)
         },
     )?;
-    linker.func_wrap("ic0", f("call_cycles_add"), |mut c: C, _: i64| -> R<()> {
-        allow(&mut c, "call_cycles_add", 0)
-    })?;
+    linker.func_wrap(
+        "ic0",
+        f("call_cycles_add"),
+        |mut c: C, amount: i64| -> R<()> {
+            allow(&mut c, "call_cycles_add", CALL_CYCLES)?;
+            add_cycles(&mut c, "call_cycles_add", u128::from(amount as u64))
+        },
+    )?;
     Ok(())
 }

@@ -52,7 +52,7 @@ const MISBEHAVING: &str = r#"(module
   (func (export "canister_query certify_in_query")
     (call $certify (i32.const 0) (i32.const 4)) (call $respond))
   (func (export "canister_update call_another") (call $bump)
-    (call $call_new (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+    (call $call_new (i32.const 0) (i32.const 30) (i32.const 0) (i32.const 0)
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
     (call $respond))
 )"#;
@@ -949,6 +949,8 @@ bad_input!(system_api_a_function_outside_its_context, |w| {
         .refused("IC0504");
 });
 
-bad_input!(system_api_a_call_to_another_canister, |w| {
-    w.misbehave("call_another").refused("ic0.call_new");
+// 30 bytes are no principal (at most 29).
+bad_input!(system_api_a_call_to_a_callee_that_is_no_principal, |w| {
+    w.misbehave("call_another")
+        .refused("ic0.call_new: the callee is not a valid principal");
 });
