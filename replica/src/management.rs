@@ -276,7 +276,9 @@ impl Call<'_> {
                 "raw_rand can only be called by canisters",
             ));
         }
-        Ok(serde_bytes::ByteBuf::from(self.replica.draw_random(self.time)))
+        Ok(serde_bytes::ByteBuf::from(
+            self.replica.draw_random(self.time),
+        ))
     }
 
     fn create_with(

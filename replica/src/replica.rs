@@ -562,7 +562,12 @@ impl Replica {
             incoming: &NO_CALL,
         };
         let canister = self.canisters.get_mut(&canister_id).expect("found above");
-        let executed = canister.execute(self.engine, &self.store, &message, EntryPoint::Export(&entry))?;
+        let executed = canister.execute(
+            self.engine,
+            &self.store,
+            &message,
+            EntryPoint::Export(&entry),
+        )?;
         self.last_instructions = executed.instructions;
         match executed.response {
             Some(Response::Reply(bytes)) => Ok(bytes),
@@ -660,7 +665,12 @@ impl Replica {
         };
         // A trap in inspection refuses the message as a decline does: before it runs.
         let executed = canister
-            .execute(self.engine, &self.store, &inspect, EntryPoint::Export(ENTRY))
+            .execute(
+                self.engine,
+                &self.store,
+                &inspect,
+                EntryPoint::Export(ENTRY),
+            )
             .map_err(Reject::ingress_filter)?;
         if !executed.accepted {
             return Err(Reject::new(

@@ -235,7 +235,8 @@ impl Replica {
             subnet_id,
             incoming: &incoming,
         };
-        let mut executed = canister.execute(self.engine, &self.store, &message, Entry::Callback(closure));
+        let mut executed =
+            canister.execute(self.engine, &self.store, &message, Entry::Callback(closure));
         if let (Err(reject), Some(cleanup)) = (&executed, callback.cleanup) {
             let cleanup_message = Message {
                 context: Context::Cleanup,

@@ -37,6 +37,19 @@ pub fn chat_wasm(target_dir: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// Another canister `cargo xtask build` writes beside the chat (`relay`): `target/canister/<name>.wasm`.
+pub fn canister_wasm(target_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let built = canister_dir(target_dir).join(format!("{name}.wasm"));
+    if built.is_file() {
+        Ok(built)
+    } else {
+        Err(format!(
+            "{} is missing: run `cargo xtask build`",
+            built.display()
+        ))
+    }
+}
+
 /// The cargo target directory of a test crate, from the `CARGO_TARGET_TMPDIR` (its `tmp/`)
 /// that cargo gives integration tests and benches.
 pub fn target_dir_of_tests(target_tmpdir: &str) -> PathBuf {

@@ -1,6 +1,7 @@
 //! `cargo xtask build`: compiles the chat canister for wasm32 with the size-tuned `canister`
 //! profile, shrinks it with ic-wasm and embeds its Candid interface as public metadata, the
-//! section dfx and icp-cli read back to type their calls.
+//! section dfx and icp-cli read back to type their calls. The relay, the replica tests'
+//! canister that calls others, is built beside it.
 
 use std::path::{Path, PathBuf};
 
@@ -56,12 +57,7 @@ pub fn build() -> Result<Artifact> {
     preflight::disk("building the canister", 3)?;
     let sh = project::shell()?;
     compile(&sh)?;
-    let compiled = project::target_dir()
-        .join(WASM_TARGET)
-        .join(PROFILE)
-        .join("chat.wasm");
-    let compiled = std::fs::read(&compiled)
-        .with_context(|| format!("cargo built no {}", compiled.display()))?;
+    let compiled = compiled_module("chat")?;
     let did = std::fs::read_to_string(did_source())
         .with_context(|| format!("cannot read {}", did_source().display()))?;
     let wasm = package(&compiled, &did)?;
@@ -77,7 +73,28 @@ pub fn build() -> Result<Artifact> {
     };
     write_atomically(&artifact.wasm, &wasm)?;
     write_atomically(&artifact.did, did.as_bytes())?;
+    write_atomically(
+        &dir.join("relay.wasm"),
+        &shrink(&compiled_module("relay")?)?,
+    )?;
     Ok(artifact)
+}
+
+/// What cargo built for canister `name`.
+fn compiled_module(name: &str) -> Result<Vec<u8>> {
+    let path = project::target_dir()
+        .join(WASM_TARGET)
+        .join(PROFILE)
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).with_context(|| format!("cargo built no {}", path.display()))
+}
+
+/// Shrinks a compiled module with ic-wasm.
+fn shrink(compiled: &[u8]) -> Result<Vec<u8>> {
+    let mut module = ic_wasm::utils::parse_wasm(compiled, false)
+        .context("the compiled canister is not a valid wasm module")?;
+    ic_wasm::shrink::shrink(&mut module);
+    Ok(module.emit_wasm())
 }
 
 /// Shrinks a compiled module and embeds `did` as its public `candid:service` metadata.
@@ -106,13 +123,13 @@ fn compile(sh: &Shell) -> Result<()> {
         format!("--remap-path-prefix={root}=/project\x1f--remap-path-prefix={cargo_home}=/cargo");
     let compile = cmd!(
         sh,
-        "{cargo} build --quiet --locked -p chat --profile {PROFILE} --target {WASM_TARGET}"
+        "{cargo} build --quiet --locked -p chat -p relay --profile {PROFILE} --target {WASM_TARGET}"
     )
     .env("CARGO_ENCODED_RUSTFLAGS", rustflags);
     let status = project::status(compile)?;
     if !status.success() {
         bail!(
-            "building the chat canister failed ({status}); fix the errors above and run `cargo xtask build` again"
+            "building the canisters failed ({status}); fix the errors above and run `cargo xtask build` again"
         );
     }
     Ok(())

@@ -131,7 +131,9 @@ const KEEPS_HEAP_SECTION: &str = "enhanced-orthogonal-persistence";
 
 fn keeps_heap(compiled: &Compiled) -> bool {
     let metadata = &compiled.info.metadata;
-    metadata.iter().any(|(_, name, _)| name == KEEPS_HEAP_SECTION)
+    metadata
+        .iter()
+        .any(|(_, name, _)| name == KEEPS_HEAP_SECTION)
 }
 
 /// The IC's guards on `wasm_memory_persistence` (its execution environment's

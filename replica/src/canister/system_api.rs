@@ -256,7 +256,11 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
     )?;
     linker.func_wrap("ic0", f("msg_reject_code"), |mut c: C| -> R<i32> {
         allow(&mut c, "msg_reject_code", REJECT_CODE)?;
-        Ok(c.data().incoming.reject.as_ref().map_or(0, |(code, _)| *code as i32))
+        Ok(c.data()
+            .incoming
+            .reject
+            .as_ref()
+            .map_or(0, |(code, _)| *code as i32))
     })?;
     linker.func_wrap("ic0", f("msg_reject_msg_size"), |mut c: C| -> R<P> {
         allow(&mut c, "msg_reject_msg_size", REJECT_MESSAGE)?;

@@ -9,6 +9,7 @@ mod http_client;
 
 mod agent;
 mod bad_input;
+mod calls;
 mod chat_lifecycle;
 mod crash;
 mod disk_full;

@@ -24,6 +24,13 @@ pub fn chat_wasm() -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
 }
 
+/// The relay canister (ic-cdk calls, timers, the backup agent) that `cargo xtask build` wrote.
+pub fn relay_wasm() -> Vec<u8> {
+    let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
+    let path = project_tools::canister_wasm(&target, "relay").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
+}
+
 /// icp-cli: `$ICP_BIN`, else the project's install (made now when missing).
 pub fn icp_binary() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

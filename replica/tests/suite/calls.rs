@@ -1,0 +1,409 @@
+//! Canisters calling canisters, on the relay (ic-cdk's own call API and ic-cdk-timers): replies
+//! and rejects with the IC's codes and messages, chains, self-calls, ordering, cycles that
+//! add up, timers, stopping and uninstalling with calls open, and a backup agent canister
+//! that snapshots and restores the chat by calls to the management canister.
+
+use candid::{CandidType, Decode, Deserialize, Encode, Principal};
+use ic_management_canister_types as ic;
+use replica::Replica;
+
+use crate::common::{Local, chat_wasm, relay_wasm, user};
+
+/// The relay's `Outcome`.
+#[derive(CandidType, Deserialize, Debug, PartialEq, Eq)]
+enum Outcome {
+    Reply(Vec<u8>),
+    Reject { code: u32, message: String },
+    NotSent(String),
+}
+
+/// The relay's `Forwarded`.
+#[derive(CandidType, Deserialize, Debug)]
+struct Forwarded {
+    outcome: Outcome,
+    refunded: u128,
+    balance_after: u128,
+}
+
+fn relays(local: &mut Local, n: usize) -> Vec<Principal> {
+    (0..n).map(|_| local.deploy(relay_wasm())).collect()
+}
+
+fn forward(
+    local: &mut Local,
+    from: Principal,
+    to: Principal,
+    method: &str,
+    arg: Vec<u8>,
+    cycles: u128,
+) -> Forwarded {
+    local
+        .update(from, "forward", (to, method.to_owned(), arg, cycles))
+        .unwrap()
+}
+
+fn reject_of(forwarded: Forwarded) -> (u32, String) {
+    match forwarded.outcome {
+        Outcome::Reject { code, message } => (code, message),
+        other => panic!("expected a reject, got {other:?}"),
+    }
+}
+
+/// Every canister's balance plus what was burned: what calls must conserve.
+fn cycles_in(local: &mut Local, canisters: &[Principal]) -> u128 {
+    let balances: u128 = canisters
+        .iter()
+        .map(|c| u128::try_from(local.status(*c).cycles.0).unwrap())
+        .sum();
+    balances + local.replica.burned_cycles()
+}
+
+#[test]
+fn a_canister_calls_another_and_the_reply_comes_back() {
+    let mut local = Local::new();
+    let [a, b] = relays(&mut local, 2)[..] else {
+        unreachable!()
+    };
+    let forwarded = forward(&mut local, a, b, "count", Encode!().unwrap(), 0);
+    let Outcome::Reply(bytes) = forwarded.outcome else {
+        panic!("{forwarded:?}")
+    };
+    assert_eq!(Decode!(&bytes, u64).unwrap(), 1);
+    assert_eq!(local.query::<u64>(b, "counter", ()).unwrap(), 1);
+    assert_eq!(local.query::<u64>(a, "counter", ()).unwrap(), 0);
+}
+
+#[test]
+fn a_chain_of_ten_canisters_passes_the_call_along_and_back() {
+    let mut local = Local::new();
+    let hops = relays(&mut local, 10);
+    let text: String = local
+        .update(hops[0], "chain", (hops[1..].to_vec(), "go".to_owned()))
+        .unwrap();
+    let marks: Vec<String> = hops.iter().map(|h| h.to_text()[..5].to_owned()).collect();
+    assert_eq!(text, format!("go>{}", marks.join(">")));
+}
+
+#[test]
+fn a_canister_calls_itself_and_each_call_is_its_own_message() {
+    let mut local = Local::new();
+    let [a] = relays(&mut local, 1)[..] else {
+        unreachable!()
+    };
+    let counted: u64 = local.update(a, "count_by_self_calls", (25u32,)).unwrap();
+    assert_eq!(counted, 25);
+}
+
+#[test]
+fn requests_between_two_canisters_start_in_the_order_they_were_made() {
+    let mut local = Local::new();
+    let [a, b] = relays(&mut local, 2)[..] else {
+        unreachable!()
+    };
+    local
+        .update::<()>(a, "record_in_order", (b, 30u32))
+        .unwrap();
+    let records: Vec<String> = local.query(b, "records", ()).unwrap();
+    let from = &a.to_text()[..5];
+    let expected: Vec<String> = (0..30).map(|i| format!("{i} from {from}")).collect();
+    assert_eq!(records, expected);
+}
+
+#[test]
+fn calls_that_fail_are_rejected_to_the_caller_with_the_ic_codes() {
+    let mut local = Local::new();
+    let [a, b] = relays(&mut local, 2)[..] else {
+        unreachable!()
+    };
+
+    let (code, message) = reject_of(forward(
+        &mut local,
+        a,
+        b,
+        "fail",
+        Encode!(&"boom").unwrap(),
+        0,
+    ));
+    assert_eq!(code, 5, "{message}");
+    assert!(
+        message.contains("Canister called `ic0.trap` with message: 'boom'"),
+        "{message}"
+    );
+
+    let (code, message) = reject_of(forward(&mut local, a, b, "nope", Encode!().unwrap(), 0));
+    assert_eq!(
+        (code, message),
+        (
+            5,
+            format!("Error from Canister {b}: Canister has no update method 'nope'.")
+        )
+    );
+
+    let (code, message) = reject_of(forward(&mut local, a, b, "silent", Encode!().unwrap(), 0));
+    assert_eq!(
+        (code, message),
+        (
+            5,
+            format!("Error from Canister {b}: Canister did not reply to the call")
+        )
+    );
+
+    let missing = Principal::from_text("rdmx6-jaaaa-aaaaa-aaadq-cai").unwrap();
+    let (code, message) = reject_of(forward(
+        &mut local,
+        a,
+        missing,
+        "count",
+        Encode!().unwrap(),
+        0,
+    ));
+    assert_eq!(
+        (code, message),
+        (3, format!("Canister {missing} not found"))
+    );
+
+    local.stop(b);
+    let (code, message) = reject_of(forward(&mut local, a, b, "count", Encode!().unwrap(), 0));
+    assert_eq!(code, 5);
+    assert!(
+        message.contains(&format!("Canister {b} is stopped")),
+        "{message}"
+    );
+}
+
+#[test]
+fn attached_cycles_move_are_refunded_and_add_up() {
+    let mut local = Local::new();
+    let [a, b] = relays(&mut local, 2)[..] else {
+        unreachable!()
+    };
+    let before = cycles_in(&mut local, &[a, b]);
+    let a_before = u128::try_from(local.status(a).cycles.0).unwrap();
+    let b_before = u128::try_from(local.status(b).cycles.0).unwrap();
+
+    let forwarded = forward(
+        &mut local,
+        a,
+        b,
+        "accept",
+        Encode!(&400u128).unwrap(),
+        1_000,
+    );
+    let Outcome::Reply(bytes) = &forwarded.outcome else {
+        panic!("{forwarded:?}")
+    };
+    assert_eq!(Decode!(bytes, u128).unwrap(), 400);
+    assert_eq!(forwarded.refunded, 600);
+
+    let a_after = u128::try_from(local.status(a).cycles.0).unwrap();
+    let b_after = u128::try_from(local.status(b).cycles.0).unwrap();
+    assert_eq!(b_after, b_before + 400);
+    let fee = a_before - 400 - a_after;
+    // The fee of one call of `accept` with a 16-byte Candid nat: 260,000 + 1,000 per byte.
+    let arg = Encode!(&400u128).unwrap();
+    assert_eq!(fee, 260_000 + 1_000 * ("accept".len() + arg.len()) as u128);
+    assert_eq!(
+        cycles_in(&mut local, &[a, b]),
+        before,
+        "cycles were made or lost"
+    );
+
+    // A callee that traps takes nothing: all comes back.
+    let forwarded = forward(&mut local, a, b, "fail", Encode!(&"no").unwrap(), 5_000);
+    assert_eq!(forwarded.refunded, 5_000);
+    assert_eq!(
+        cycles_in(&mut local, &[a, b]),
+        before,
+        "cycles were made or lost"
+    );
+}
+
+#[test]
+fn an_ic_cdk_timer_fires_through_a_self_call() {
+    let mut local = Local::new();
+    let [a] = relays(&mut local, 1)[..] else {
+        unreachable!()
+    };
+    local.update::<()>(a, "set_timer", (0u64,)).unwrap();
+    for _ in 0..3 {
+        local.replica.tick().unwrap();
+    }
+    assert_eq!(local.query::<u64>(a, "timers_fired", ()).unwrap(), 1);
+}
+
+#[test]
+fn raw_rand_answers_canisters_with_32_fresh_bytes_and_refuses_users() {
+    let mut local = Local::new();
+    let [a] = relays(&mut local, 1)[..] else {
+        unreachable!()
+    };
+    let first: Vec<u8> = local.update(a, "random", ()).unwrap();
+    let second: Vec<u8> = local.update(a, "random", ()).unwrap();
+    assert_eq!(first.len(), 32);
+    assert_ne!(first, second);
+    let refused = local
+        .management::<Vec<u8>>(user(), "raw_rand", ())
+        .unwrap_err();
+    assert_eq!(refused.message, "raw_rand can only be called by canisters");
+}
+
+/// Starts a call from `a` through `b` to `c` that keeps `b` waiting for several rounds: `c`
+/// calls itself 20,000 times, two executions each, and a round runs 10,000. (A canister
+/// calling itself could not be made to wait so: stopping, its own calls are refused.)
+/// Returns the ingress message's number.
+fn start_long_call(replica: &mut Replica, [a, b, c]: [Principal; 3]) -> u64 {
+    let inner = Encode!(
+        &c,
+        &"count_by_self_calls",
+        &Encode!(&20_000u32).unwrap(),
+        &0u128
+    )
+    .unwrap();
+    let arg = Encode!(&b, &"forward", &inner, &0u128).unwrap();
+    replica.submit(user(), a, "forward", &arg).unwrap()
+}
+
+fn three(local: &mut Local) -> [Principal; 3] {
+    relays(local, 3).try_into().unwrap()
+}
+
+fn status_of(local: &mut Local, canister: Principal) -> ic::CanisterStatusType {
+    local.status(canister).status
+}
+
+#[test]
+fn a_canister_with_calls_open_stays_stopping_until_they_end() {
+    let mut local = Local::new();
+    let [a, b, c] = three(&mut local);
+    let call = start_long_call(&mut local.replica, [a, b, c]);
+    let id = Encode!(&ic::CanisterIdRecord { canister_id: b }).unwrap();
+    let stop = local
+        .replica
+        .submit(
+            user(),
+            Principal::management_canister(),
+            "stop_canister",
+            &id,
+        )
+        .unwrap();
+    assert!(
+        local.replica.answer_of(stop).is_none(),
+        "stopped with calls open"
+    );
+    assert_eq!(status_of(&mut local, b), ic::CanisterStatusType::Stopping);
+    let refused = local.update::<u64>(b, "count", ()).unwrap_err();
+    assert_eq!(refused.message, format!("Canister {b} is stopping"));
+
+    while local.replica.answer_of(stop).is_none() {
+        local.replica.tick().unwrap();
+    }
+    assert_eq!(status_of(&mut local, b), ic::CanisterStatusType::Stopped);
+    let forwarded = Decode!(
+        &local
+            .replica
+            .answer_of(call)
+            .unwrap_or_else(|| {
+                panic!("the long call was answered before the stop, so its answer was taken")
+            })
+            .unwrap(),
+        Forwarded
+    )
+    .unwrap();
+    assert!(
+        matches!(forwarded.outcome, Outcome::Reply(_)),
+        "{forwarded:?}"
+    );
+}
+
+#[test]
+fn starting_a_stopping_canister_cancels_the_stop() {
+    let mut local = Local::new();
+    let [a, b, c] = three(&mut local);
+    start_long_call(&mut local.replica, [a, b, c]);
+    let id = Encode!(&ic::CanisterIdRecord { canister_id: b }).unwrap();
+    let stop = local
+        .replica
+        .submit(
+            user(),
+            Principal::management_canister(),
+            "stop_canister",
+            &id,
+        )
+        .unwrap();
+    local.start(b);
+    let cancelled = local.replica.answer_of(stop).unwrap().unwrap_err();
+    assert_eq!(
+        cancelled.message,
+        format!("Canister {b}'s stop request was cancelled.")
+    );
+    assert_eq!(cancelled.error_code.unwrap().to_string(), "IC0511");
+}
+
+#[test]
+fn uninstalling_a_canister_rejects_the_calls_it_was_answering() {
+    let mut local = Local::new();
+    let [a, b, c] = three(&mut local);
+    let call = start_long_call(&mut local.replica, [a, b, c]);
+    let args = ic::UninstallCodeArgs {
+        canister_id: b,
+        sender_canister_version: None,
+    };
+    local
+        .management::<()>(user(), "uninstall_code", args)
+        .unwrap();
+    let answer = loop {
+        if let Some(answer) = local.replica.answer_of(call) {
+            break answer;
+        }
+        local.replica.tick().unwrap();
+    };
+    let forwarded = Decode!(&answer.unwrap(), Forwarded).unwrap();
+    assert_eq!(
+        forwarded.outcome,
+        Outcome::Reject {
+            code: 4,
+            message: "Canister has been uninstalled.".into()
+        }
+    );
+}
+
+#[test]
+fn a_backup_agent_canister_snapshots_and_restores_the_chat_by_calls() {
+    let mut local = Local::new();
+    let chat = local.deploy(chat_wasm());
+    let [agent] = relays(&mut local, 1)[..] else {
+        unreachable!()
+    };
+    local.update_settings(
+        chat,
+        ic::CanisterSettings {
+            controllers: Some(vec![user(), agent]),
+            ..Default::default()
+        },
+    );
+    local.update::<()>(chat, "append", ("kept",)).unwrap();
+    let snapshot: Vec<u8> = local.update(agent, "backup", (chat,)).unwrap();
+    assert_eq!(local.list_snapshots(chat)[0].id, snapshot);
+    assert_eq!(status_of(&mut local, chat), ic::CanisterStatusType::Running);
+
+    local.update::<()>(chat, "append", ("lost",)).unwrap();
+    local
+        .update::<()>(agent, "restore", (chat, snapshot))
+        .unwrap();
+    let messages: Vec<String> = local.query(chat, "dump", ()).unwrap();
+    assert_eq!(messages, ["kept"]);
+    let status: String = local.update(agent, "status_of", (chat,)).unwrap();
+    assert_eq!(status, "Running");
+
+    // A canister that is not a controller is refused, with the IC's message.
+    let [other] = relays(&mut local, 1)[..] else {
+        unreachable!()
+    };
+    let refused = local
+        .update::<Vec<u8>>(other, "backup", (chat,))
+        .unwrap_err();
+    assert!(
+        refused.message.contains(&format!("Only controllers of canister {chat} can call ic00 method stop_canister; {other} is not one of them.")),
+        "{refused}"
+    );
+}
