@@ -178,6 +178,7 @@ fn balance() -> u128 {
 async fn random() -> Vec<u8> {
     Call::bounded_wait(Principal::management_canister(), "raw_rand")
         .await
-        .and_then(|r| Ok(r.candid::<Vec<u8>>().expect("a blob")))
         .unwrap_or_else(|e| api::trap(format!("raw_rand failed: {e}")))
+        .candid::<Vec<u8>>()
+        .unwrap_or_else(|e| api::trap(format!("raw_rand answered no blob: {e}")))
 }
