@@ -324,3 +324,73 @@ fn uploaded_snapshots_that_this_machine_or_wasm32_cannot_hold_are_refused() {
         "the canister runs on, unchanged"
     );
 }
+
+/// A module that asks for its heap to be kept on upgrade, as Motoko's enhanced orthogonal
+/// persistence does: `canister_pre_upgrade` marks byte 0 ('U'), `bump` counts in byte 1,
+/// `read` replies both.
+const KEEPS_HEAP: &str = r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (memory 1)
+  (func (export "canister_pre_upgrade") (i32.store8 (i32.const 0) (i32.const 85)))
+  (func (export "canister_update bump")
+    (i32.store8 (i32.const 1) (i32.add (i32.load8_u (i32.const 1)) (i32.const 1)))
+    (call $reply))
+  (func (export "canister_query read") (call $append (i32.const 0) (i32.const 2)) (call $reply))
+  (@custom "icp:private enhanced-orthogonal-persistence" "")
+)"#;
+
+fn upgrade_keeping(
+    local: &mut Local,
+    canister: Principal,
+    wasm: Vec<u8>,
+    keep: bool,
+) -> Result<(), replica::Reject> {
+    let persistence = keep.then_some(ic::WasmMemoryPersistence::Keep);
+    let mode = ic::CanisterInstallMode::Upgrade(Some(ic::UpgradeFlags {
+        skip_pre_upgrade: None,
+        wasm_memory_persistence: persistence,
+    }));
+    local.install(canister, wasm, mode)
+}
+
+#[test]
+fn a_module_that_keeps_its_heap_is_upgraded_only_with_keep_and_keeps_what_pre_upgrade_left() {
+    let mut local = Local::new();
+    let canister = local.deploy(wat(KEEPS_HEAP));
+    let bump = |local: &mut Local| local.replica.update(user(), canister, "bump", &[]).unwrap();
+    for _ in 0..3 {
+        bump(&mut local);
+    }
+    let read = |local: &mut Local| {
+        local
+            .replica
+            .query(user(), canister, "read", &Encode!().unwrap())
+            .unwrap()
+    };
+    assert_eq!(read(&mut local), [0, 3]);
+    let version = local.status(canister).version;
+
+    // Without `keep`, the IC refuses before anything changes.
+    let refused = upgrade_keeping(&mut local, canister, wat(KEEPS_HEAP), false).unwrap_err();
+    assert_eq!(
+        refused.error_code,
+        Some(ErrorCode::CanisterContractViolation)
+    );
+    assert_eq!(
+        refused.message,
+        "Missing upgrade option: Enhanced orthogonal persistence requires the `wasm_memory_persistence` upgrade option."
+    );
+    assert_eq!(read(&mut local), [0, 3]);
+    assert_eq!(local.status(canister).version, version);
+
+    // `keep` on a module that does not keep its heap is refused too.
+    let refused = upgrade_keeping(&mut local, canister, wat(COUNTER), true).unwrap_err();
+    assert!(refused.message.starts_with("Invalid upgrade option: The `wasm_memory_persistence: opt Keep` upgrade option requires"), "{refused}");
+
+    // With `keep`, the new code starts on the heap `canister_pre_upgrade` left.
+    upgrade_keeping(&mut local, canister, wat(KEEPS_HEAP), true).unwrap();
+    assert_eq!(read(&mut local), [85, 3]);
+    bump(&mut local);
+    assert_eq!(read(&mut local), [85, 4]);
+}
