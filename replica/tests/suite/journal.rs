@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::common::{Local, chat_wasm, user};
-use candid::Encode;
+use candid::{Decode, Encode};
 use ic_management_canister_types as ic;
 
 /// Set in the child process, naming the state directory it works in.
@@ -99,4 +99,90 @@ fn a_snapshot_taken_after_journaled_calls_holds_them() {
     local.start(chat);
     let messages: Vec<String> = local.query(chat, "dump", ()).unwrap();
     assert_eq!(messages.len(), 10);
+}
+
+/// What the state shows without running anything: each relay's count, version and cycles
+/// (by query), and the cycles burned.
+fn observe(replica: &mut replica::Replica, relays: &[candid::Principal]) -> String {
+    let mut seen = Vec::new();
+    for relay in relays {
+        let count = replica
+            .query(user(), *relay, "counter", &Encode!().unwrap())
+            .unwrap();
+        let id = Encode!(&ic::CanisterIdRecord {
+            canister_id: *relay
+        })
+        .unwrap();
+        let status = replica
+            .query(
+                user(),
+                candid::Principal::management_canister(),
+                "canister_status",
+                &id,
+            )
+            .unwrap();
+        let status = Decode!(&status, ic::CanisterStatusResult).unwrap();
+        let count = Decode!(&count, u64).unwrap();
+        seen.push(format!(
+            "{relay}: count {count}, version {}, cycles {}",
+            status.version, status.cycles
+        ));
+    }
+    seen.push(format!("burned {}", replica.burned_cycles()));
+    seen.join("\n")
+}
+
+#[test]
+fn calls_between_canisters_and_calls_in_flight_survive_an_abort() {
+    const TEST: &str = "calls_between_canisters_and_calls_in_flight_survive_an_abort";
+    if let Some(dir) = child_dir() {
+        let mut replica = replica::Replica::open(&dir).unwrap();
+        let relays = replica.canister_ids();
+        let [a, b, c] = relays[..] else {
+            panic!("three relays")
+        };
+        let forward = |target: candid::Principal, method: &str, arg: Vec<u8>, cycles: u128| {
+            Encode!(&target, &method, &arg, &cycles).unwrap()
+        };
+        for _ in 0..20 {
+            let arg = forward(b, "count", Encode!().unwrap(), 1_000);
+            replica.update(user(), a, "forward", &arg).unwrap();
+        }
+        let arg = Encode!(&vec![b, c], &"go").unwrap();
+        replica.update(user(), a, "chain", &arg).unwrap();
+        replica
+            .update(user(), b, "random", &Encode!().unwrap())
+            .unwrap();
+        // Left in flight: c calls itself 20,000 times, over several rounds.
+        let long = forward(c, "count_by_self_calls", Encode!(&20_000u32).unwrap(), 0);
+        replica.submit(user(), b, "forward", &long).unwrap();
+        std::fs::write(dir.join("observed"), observe(&mut replica, &relays)).unwrap();
+        std::process::abort();
+    }
+    let mut local = Local::new();
+    let relays: Vec<_> = (0..3)
+        .map(|_| local.deploy(crate::common::relay_wasm()))
+        .collect();
+    drop(local.replica);
+    in_child(TEST, local.dir.path());
+
+    let mut replica = replica::Replica::open(local.dir.path()).unwrap();
+    let observed = std::fs::read_to_string(local.dir.path().join("observed")).unwrap();
+    assert_eq!(
+        observe(&mut replica, &relays),
+        observed,
+        "the replay differs"
+    );
+    // The call in flight goes on where it was, to the end.
+    let counter = |replica: &mut replica::Replica| {
+        let count = replica
+            .query(user(), relays[2], "counter", &Encode!().unwrap())
+            .unwrap();
+        Decode!(&count, u64).unwrap()
+    };
+    assert!(counter(&mut replica) < 20_000);
+    while counter(&mut replica) < 20_000 {
+        replica.tick().unwrap();
+    }
+    assert_eq!(counter(&mut replica), 20_000);
 }
