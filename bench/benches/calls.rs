@@ -3,7 +3,9 @@
 //! run — calls per second and latency p50/p99 — and the instructions (performance counter)
 //! an `append` and a `page` take as the chat grows to 1, 10,000 and 1,000,000 messages.
 //! Prints JSON lines (see `common/figures.rs`); `-- --quick` runs fewer calls and stops at
-//! 1,000 messages. Runs the canister `cargo xtask build` wrote (or `$CHAT_WASM`).
+//! 1,000 messages. Runs the canister `cargo xtask build` wrote (or `$CHAT_WASM`). Calls
+//! between canisters: round trips of the relay calling another relay (A calls B, B replies)
+//! and 10-deep chains, against the in-process appends of the same run.
 
 #[path = "common/figures.rs"]
 mod figures;
@@ -84,7 +86,54 @@ fn main() {
             );
         }
     }
+    between_canisters(base, sizes.in_process);
     instructions(&wasm, sizes.chat_lengths);
+}
+
+/// Round trips between two relays, and chains through ten, in-process.
+fn between_canisters(appends: Spread, calls: usize) {
+    let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
+    let path = project_tools::canister_wasm(&target, "relay").unwrap_or_else(|e| panic!("{e}"));
+    let relay = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"));
+    let group = "calls between canisters";
+    let mut round_trips = Vec::new();
+    let mut chains = Vec::new();
+    for _ in 0..figures::RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, relays) = deploy_many(dir.path(), &relay, 10);
+        let arg = Encode!(&relays[1], &(calls as u32)).unwrap();
+        let started = Instant::now();
+        replica
+            .update(Principal::anonymous(), relays[0], "count_on", &arg)
+            .unwrap();
+        round_trips.push(calls as f64 / started.elapsed().as_secs_f64());
+        let arg = Encode!(&relays[1..].to_vec(), &"go").unwrap();
+        let chained = calls / 10;
+        let started = Instant::now();
+        for _ in 0..chained {
+            replica
+                .update(Principal::anonymous(), relays[0], "chain", &arg)
+                .unwrap();
+        }
+        chains.push(chained as f64 / started.elapsed().as_secs_f64());
+    }
+    let round_trips = Spread::of(&round_trips);
+    report(
+        group,
+        "round trips A → B → A, in-process",
+        "calls/s",
+        round_trips,
+        Some(("in-process appends", appends)),
+        at_least(round_trips, appends.median / 2.0, "≥ 0.5× appends"),
+    );
+    report(
+        group,
+        "10-deep chains, in-process",
+        "chains/s",
+        Spread::of(&chains),
+        Some(("in-process appends", appends)),
+        None,
+    );
 }
 
 fn rates(runs: &[Vec<Duration>]) -> Spread {
@@ -147,7 +196,17 @@ fn append(replica: &mut Replica, chat: Principal, n: u64) {
 }
 
 fn deploy(dir: &std::path::Path, wasm: &[u8]) -> (Replica, Principal) {
+    let (replica, mut canisters) = deploy_many(dir, wasm, 1);
+    (replica, canisters.remove(0))
+}
+
+fn deploy_many(dir: &std::path::Path, wasm: &[u8], n: usize) -> (Replica, Vec<Principal>) {
     let mut replica = Replica::open(dir).unwrap();
+    let canisters = (0..n).map(|_| install_new(&mut replica, wasm)).collect();
+    (replica, canisters)
+}
+
+fn install_new(replica: &mut Replica, wasm: &[u8]) -> Principal {
     let me = Principal::anonymous();
     let args = ic::ProvisionalCreateCanisterWithCyclesArgs {
         amount: None,
@@ -179,7 +238,7 @@ fn deploy(dir: &std::path::Path, wasm: &[u8]) -> (Replica, Principal) {
             &Encode!(&install).unwrap(),
         )
         .unwrap();
-    (replica, chat)
+    chat
 }
 
 fn in_process(wasm: &[u8], calls: usize) -> Vec<Duration> {

@@ -130,6 +130,20 @@ async fn count_by_self_calls(times: u32) -> u64 {
     counter()
 }
 
+/// Calls `count` of `target` `times` times, one after another: round trips to measure.
+#[update]
+async fn count_on(target: Principal, times: u32) -> u64 {
+    let mut last = 0;
+    for _ in 0..times {
+        last = Call::unbounded_wait(target, "count")
+            .await
+            .unwrap_or_else(|e| api::trap(format!("count failed: {e}")))
+            .candid::<u64>()
+            .unwrap_or_else(|e| api::trap(format!("count answered no nat64: {e}")));
+    }
+    last
+}
+
 /// Sends `record(i)` to `target` for i in 0..n, all performed before any is answered.
 #[update]
 async fn record_in_order(target: Principal, n: u32) {

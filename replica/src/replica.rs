@@ -505,6 +505,12 @@ impl Replica {
         })
     }
 
+    /// Whether messages are in flight: rounds have work that is not only system tasks.
+    pub fn busy(&mut self) -> bool {
+        let time = self.now();
+        self.has_messages(time)
+    }
+
     /// The answer to ingress message `number`, once it is there (taken out: asked once).
     pub fn answer_of(&mut self, number: u64) -> Option<Result<Vec<u8>, Reject>> {
         self.answered.remove(&number)

@@ -23,7 +23,8 @@ pub struct Entry {
     pub sender: Principal,
     pub receiver: Principal,
     pub effective: Principal,
-    pub outcome: Outcome,
+    /// `None` while the call is processing.
+    pub outcome: Option<Outcome>,
 }
 
 #[derive(Default)]
@@ -45,6 +46,13 @@ impl History {
         }
         self.entries.insert(id, entry);
         self.order.push_back((time, id));
+    }
+
+    /// Records the outcome of a call that was processing.
+    pub fn settle(&mut self, id: &RequestId, outcome: Outcome) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.outcome = Some(outcome);
+        }
     }
 
     pub fn get(&self, id: &RequestId) -> Option<&Entry> {
@@ -76,7 +84,7 @@ mod tests {
             sender: Principal::anonymous(),
             receiver: Principal::anonymous(),
             effective: Principal::anonymous(),
-            outcome: Ok(Vec::new()),
+            outcome: Some(Ok(Vec::new())),
         }
     }
 

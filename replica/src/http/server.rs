@@ -38,6 +38,8 @@ struct Shared {
     replica: Mutex<Replica>,
     keys: Keys,
     history: Mutex<History>,
+    /// Calls still processing: the replica's number for each, and its request id.
+    processing: Mutex<Vec<(u64, RequestId)>>,
 }
 
 /// A running server.
@@ -69,6 +71,7 @@ pub async fn serve(
         replica: Mutex::new(replica),
         keys,
         history: Mutex::new(History::default()),
+        processing: Mutex::default(),
     });
     let app = Router::new()
         .route("/api/v2/status", get(status))
@@ -115,6 +118,7 @@ async fn rounds(shared: Arc<Shared>) {
             let mut replica = shared.replica.lock().expect("not poisoned");
             let _ = replica.tick();
             let _ = replica.sync();
+            shared.settle(&mut replica);
         })
         .await;
     }
@@ -313,8 +317,18 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
         return refused.into_response();
     }
     let refused = execute_once(shared, &ingress, *canister_id, method_name, arg, effective);
+    if refused.is_none() && synchronous {
+        wait_for(shared, &ingress.request_id);
+    }
+    let done = || {
+        let history = shared.history.lock().expect("not poisoned");
+        history
+            .get(&ingress.request_id)
+            .is_some_and(|e| e.outcome.is_some())
+    };
     // IC interface spec, "Request: Call": a call the ingress filter refuses is answered at
-    // once with a non-replicated rejection (v2: the reject alone) and has no status to read.
+    // once with a non-replicated rejection (v2: the reject alone) and has no status to read;
+    // one not done in time is answered 202, and its status is read with read_state.
     match (refused, synchronous) {
         (Some(reject), true) => cbor_response(
             StatusCode::OK,
@@ -322,6 +336,7 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
         ),
         (Some(reject), false) => cbor_response(StatusCode::OK, &reject_response(&reject)),
         (None, false) => StatusCode::ACCEPTED.into_response(),
+        (None, true) if !done() => StatusCode::ACCEPTED.into_response(),
         (None, true) => {
             let id = &ingress.request_id;
             let paths = [
@@ -340,6 +355,47 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
                 &TransportCallResponse::Replied { certificate },
             )
         }
+    }
+}
+
+/// How long a synchronous call waits for its answer before it is answered 202, as the IC's
+/// v3 and v4 call endpoints wait.
+const SYNCHRONOUS_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs rounds until the call `id` is answered or the wait is over, letting go of the
+/// replica between rounds so that other requests are served meanwhile.
+fn wait_for(shared: &Shared, id: &RequestId) {
+    let started = std::time::Instant::now();
+    loop {
+        let processing = |shared: &Shared| {
+            let history = shared.history.lock().expect("not poisoned");
+            history.get(id).is_some_and(|e| e.outcome.is_none())
+        };
+        if !processing(shared) || started.elapsed() > SYNCHRONOUS_WAIT {
+            return;
+        }
+        let mut replica = shared.replica.lock().expect("not poisoned");
+        if !replica.busy() {
+            // Nothing left to run: it will not be answered by waiting.
+            return;
+        }
+        let _ = replica.tick();
+        shared.settle(&mut replica);
+    }
+}
+
+impl Shared {
+    /// Records the answers of calls that were processing.
+    fn settle(&self, replica: &mut Replica) {
+        let mut processing = self.processing.lock().expect("not poisoned");
+        let mut history = self.history.lock().expect("not poisoned");
+        processing.retain(|(number, id)| match replica.answer_of(*number) {
+            Some(outcome) => {
+                history.settle(id, outcome);
+                false
+            }
+            None => true,
+        });
     }
 }
 
@@ -370,12 +426,19 @@ fn execute_once(
         return None;
     }
     let sender = ingress.sender();
-    let outcome = replica.update(sender, canister, method, arg);
-    if let Err(reject) = &outcome
-        && reject.at_ingress
-    {
-        return Some(reject.clone());
-    }
+    let _ = replica.tick();
+    let outcome = match replica.submit(sender, canister, method, arg) {
+        Err(reject) if reject.at_ingress => return Some(reject),
+        Err(reject) => Some(Err(reject)),
+        Ok(number) => match replica.answer_of(number) {
+            Some(outcome) => Some(outcome),
+            None => {
+                let mut processing = shared.processing.lock().expect("not poisoned");
+                processing.push((number, id));
+                None
+            }
+        },
+    };
     let entry = Entry {
         sender,
         receiver: canister,
@@ -587,11 +650,14 @@ fn state_tree(
     for (id, entry) in entries {
         let id = id.as_slice();
         match &entry.outcome {
-            Ok(reply) => {
+            None => {
+                root.set(&[b"request_status", id, b"status"], b"processing".to_vec());
+            }
+            Some(Ok(reply)) => {
                 root.set(&[b"request_status", id, b"status"], b"replied".to_vec());
                 root.set(&[b"request_status", id, b"reply"], reply.clone());
             }
-            Err(reject) => {
+            Some(Err(reject)) => {
                 root.set(&[b"request_status", id, b"status"], b"rejected".to_vec());
                 root.set(
                     &[b"request_status", id, b"reject_code"],
