@@ -196,3 +196,31 @@ async fn random() -> Vec<u8> {
         .candid::<Vec<u8>>()
         .unwrap_or_else(|e| api::trap(format!("raw_rand answered no blob: {e}")))
 }
+
+/// Adds up `counter` of each of `targets`, read one after another in a composite query.
+#[query(composite = true)]
+async fn sum_counters(targets: Vec<Principal>) -> u64 {
+    let mut sum = 0;
+    for target in targets {
+        sum += Call::unbounded_wait(target, "counter")
+            .await
+            .unwrap_or_else(|e| api::trap(format!("counter of {target} failed: {e}")))
+            .candid::<u64>()
+            .unwrap_or_else(|e| api::trap(format!("counter answered no nat64: {e}")));
+    }
+    sum
+}
+
+/// Goes through `hops` by composite queries; the last answers its own counter.
+#[query(composite = true)]
+async fn deep(hops: Vec<Principal>) -> u64 {
+    let Some((next, rest)) = hops.split_first() else {
+        return counter();
+    };
+    Call::unbounded_wait(*next, "deep")
+        .with_arg(rest.to_vec())
+        .await
+        .unwrap_or_else(|e| api::trap(format!("deep failed at {next}: {e}")))
+        .candid::<u64>()
+        .unwrap_or_else(|e| api::trap(format!("deep answered no nat64: {e}")))
+}

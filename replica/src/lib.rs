@@ -7,6 +7,7 @@
 
 mod candid_args;
 pub mod canister;
+mod composite;
 pub mod error;
 pub mod fault;
 pub mod http;

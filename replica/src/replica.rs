@@ -20,6 +20,7 @@ use crate::canister::{
     module::Metadata,
     state::{CanisterState, Status},
 };
+use crate::composite::Composite;
 use crate::error::{ErrorCode, Reject, StoreError};
 use crate::queue::Queued;
 use crate::scheduler::Ingress;
@@ -558,6 +559,9 @@ impl Replica {
     ) -> Result<Vec<u8>, Reject> {
         self.check_running(&canister_id)?;
         let (entry, context) = self.entry_point(&canister_id, method, Context::Query)?;
+        if context == Context::CompositeQuery {
+            return Composite::new(self, time).call(sender, canister_id, method, arg, 0);
+        }
         let message = Message {
             context,
             caller: sender,
@@ -609,7 +613,7 @@ impl Replica {
         self.inspect(&canister_id, &message)
     }
 
-    fn check_running(&mut self, canister_id: &Principal) -> Result<(), Reject> {
+    pub(crate) fn check_running(&mut self, canister_id: &Principal) -> Result<(), Reject> {
         match self.canister_mut(canister_id)?.state.status {
             Status::Running => Ok(()),
             Status::Stopping => Err(Reject::new(

@@ -46,6 +46,9 @@ pub struct Canister {
     /// Set when executions changed the live memories since `state.code` was last written;
     /// the next checkpoint saves them (`save`).
     unsaved: Option<Unsaved>,
+    /// A copy for one composite query: its executions keep what they change, and the copy
+    /// is dropped when the query ends.
+    scratch: bool,
 }
 
 /// The pages executions changed since the last save.
@@ -161,7 +164,25 @@ impl Canister {
             state,
             live: None,
             unsaved: None,
+            scratch: false,
         }
+    }
+
+    /// A copy of this canister whose executions change only the copy (a composite query's
+    /// view of it, discarded at the end).
+    pub fn scratch(&mut self, engine: &Engine, store: &Store) -> Result<Self, Reject> {
+        let live = self.live(engine, store)?.map(|live| Live {
+            compiled: live.compiled.clone(),
+            wasm: live.wasm.clone(),
+            stable: live.stable.clone(),
+            kept: None,
+        });
+        Ok(Self {
+            state: self.state.clone(),
+            live,
+            unsaved: None,
+            scratch: true,
+        })
     }
 
     pub fn id(&self) -> Principal {
@@ -272,6 +293,8 @@ impl Canister {
         message: &Message,
         entry: Entry,
     ) -> Result<Executed, Reject> {
+        // A scratch copy keeps what its executions change; nothing of it is ever saved.
+        let scratch = self.scratch;
         let Some(live) = self.live(engine, store)? else {
             return Err(Reject::new(
                 ErrorCode::CanisterWasmModuleNotFound,
@@ -282,7 +305,7 @@ impl Canister {
             ));
         };
         let compiled = live.compiled.clone();
-        let replicated = message.context.replicated();
+        let replicated = message.context.replicated() || scratch;
         let stable = std::mem::take(&mut live.stable);
         let env = self.env(message, stable, compiled.info.memory64);
         let live = self.live.as_mut().expect("loaded above");

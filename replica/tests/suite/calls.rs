@@ -407,3 +407,42 @@ fn a_backup_agent_canister_snapshots_and_restores_the_chat_by_calls() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_composite_query_reads_other_canisters_as_deep_as_the_ic_allows() {
+    let mut local = Local::new();
+    let relays = relays(&mut local, 3);
+    for (n, relay) in relays.iter().enumerate() {
+        for _ in 0..=n {
+            local.update::<u64>(*relay, "count", ()).unwrap();
+        }
+    }
+    let sum: u64 = local
+        .query(relays[0], "sum_counters", (relays[1..].to_vec(),))
+        .unwrap();
+    assert_eq!(sum, 2 + 3);
+
+    // Through six composite queries to the seventh canister: as deep as the IC allows.
+    let chain = relays(&mut local, 7);
+    let deep: u64 = local
+        .query(chain[0], "deep", (chain[1..].to_vec(),))
+        .unwrap();
+    assert_eq!(deep, 0);
+    // One more is refused, with the IC's code.
+    let chain = relays(&mut local, 8);
+    let refused = local
+        .query::<u64>(chain[0], "deep", (chain[1..].to_vec(),))
+        .unwrap_err();
+    assert!(
+        refused
+            .message
+            .contains("Composite query calls exceeded the maximum call depth."),
+        "{refused}"
+    );
+
+    // Called by an update, a composite query is refused (IC0527).
+    let refused = local
+        .update::<u64>(relays[0], "sum_counters", (relays[1..].to_vec(),))
+        .unwrap_err();
+    assert_eq!(refused.error_code.unwrap().to_string(), "IC0527");
+}
