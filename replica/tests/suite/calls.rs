@@ -411,14 +411,14 @@ fn a_backup_agent_canister_snapshots_and_restores_the_chat_by_calls() {
 #[test]
 fn a_composite_query_reads_other_canisters_as_deep_as_the_ic_allows() {
     let mut local = Local::new();
-    let relays = relays(&mut local, 3);
-    for (n, relay) in relays.iter().enumerate() {
+    let three = relays(&mut local, 3);
+    for (n, relay) in three.iter().enumerate() {
         for _ in 0..=n {
             local.update::<u64>(*relay, "count", ()).unwrap();
         }
     }
     let sum: u64 = local
-        .query(relays[0], "sum_counters", (relays[1..].to_vec(),))
+        .query(three[0], "sum_counters", (three[1..].to_vec(),))
         .unwrap();
     assert_eq!(sum, 2 + 3);
 
@@ -442,7 +442,7 @@ fn a_composite_query_reads_other_canisters_as_deep_as_the_ic_allows() {
 
     // Called by an update, a composite query is refused (IC0527).
     let refused = local
-        .update::<u64>(relays[0], "sum_counters", (relays[1..].to_vec(),))
+        .update::<u64>(three[0], "sum_counters", (three[1..].to_vec(),))
         .unwrap_err();
     assert_eq!(refused.error_code.unwrap().to_string(), "IC0527");
 }
