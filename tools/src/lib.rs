@@ -15,6 +15,8 @@ pub const ICP_BIN_ENV: &str = "ICP_BIN";
 
 /// The icp-cli release the project is tested with.
 pub const ICP_PACKAGE: &str = "@icp-sdk/icp-cli-linux-x64@1.5.0";
+/// The Motoko compiler (moc, as JavaScript) the replica's Motoko tests compile with.
+pub const MOTOKO_PACKAGE: &str = "motoko@4.10.0";
 
 /// Where `cargo xtask build` writes the canister, under cargo's target directory.
 pub fn canister_dir(target_dir: &Path) -> PathBuf {
@@ -78,39 +80,60 @@ pub fn icp(root: &Path) -> Result<PathBuf, String> {
 }
 
 /// Installs icp-cli from npm into the project's tools directory, once; returns the binary.
-/// A lock file keeps concurrent installs (two test binaries, two terminals) from mixing.
 pub fn install_icp(root: &Path) -> Result<PathBuf, String> {
     let icp = icp_path(root);
-    if icp.is_file() {
-        return Ok(icp);
+    install_npm(&tools_dir(root), ICP_PACKAGE, &icp)
+        .map_err(|why| format!("could not install icp-cli ({ICP_PACKAGE}) with npm into {}: install Node.js and npm, or set {ICP_BIN_ENV}\n{why}", tools_dir(root).display()))?;
+    Ok(icp)
+}
+
+/// Where `install_motoko` puts the compiler's package (a folder of its own, so that npm,
+/// installing one package, does not remove the other).
+pub fn motoko_path(root: &Path) -> PathBuf {
+    tools_dir(root).join("motoko/node_modules/motoko")
+}
+
+/// Installs the Motoko compiler from npm into the project's tools directory, once; returns
+/// its package folder (what `require` takes).
+pub fn install_motoko(root: &Path) -> Result<PathBuf, String> {
+    let motoko = motoko_path(root);
+    let dir = tools_dir(root).join("motoko");
+    install_npm(&dir, MOTOKO_PACKAGE, &motoko.join("package.json")).map_err(|why| {
+        format!(
+            "could not install the Motoko compiler ({MOTOKO_PACKAGE}) with npm into {}: install Node.js and npm\n{why}",
+            dir.display()
+        )
+    })?;
+    Ok(motoko)
+}
+
+/// Installs `package` with npm into `dir` unless `installed` exists. A lock file keeps
+/// concurrent installs (two test binaries, two terminals) from mixing.
+fn install_npm(dir: &Path, package: &str, installed: &Path) -> Result<(), String> {
+    if installed.is_file() {
+        return Ok(());
     }
-    let dir = tools_dir(root);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let lock = File::create(dir.join(".install.lock"))
         .and_then(|file| file.lock().map(|()| file))
         .map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
-    if !icp.is_file() {
-        let output = Command::new("npm")
-            .args(["install", "--prefix"])
-            .arg(&dir)
-            .args(["--no-audit", "--no-fund", "--no-save", ICP_PACKAGE])
-            .output();
-        let failed = match &output {
-            Err(e) => Some(format!("cannot run npm ({e})")),
-            Ok(output) if !output.status.success() || !icp.is_file() => {
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let lines: Vec<_> = stderr.lines().collect();
-                Some(lines[lines.len().saturating_sub(5)..].join("\n"))
-            }
-            Ok(_) => None,
-        };
-        if let Some(why) = failed {
-            return Err(format!(
-                "could not install icp-cli ({ICP_PACKAGE}) with npm into {}: install Node.js and npm, or set {ICP_BIN_ENV}\n{why}",
-                dir.display()
-            ));
-        }
+    if installed.is_file() {
+        return Ok(());
     }
+    let output = Command::new("npm")
+        .args(["install", "--prefix"])
+        .arg(dir)
+        .args(["--no-audit", "--no-fund", "--no-save", package])
+        .output();
+    let failed = match &output {
+        Err(e) => Some(format!("cannot run npm ({e})")),
+        Ok(output) if !output.status.success() || !installed.is_file() => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let lines: Vec<_> = stderr.lines().collect();
+            Some(lines[lines.len().saturating_sub(5)..].join("\n"))
+        }
+        Ok(_) => None,
+    };
     drop(lock);
-    Ok(icp)
+    failed.map_or(Ok(()), Err)
 }

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: checks what the run needs, installs icp-cli from npm into the project
-//! and builds the canister, then runs every test of the workspace.
+//! `cargo xtask test`: checks what the run needs, installs icp-cli and the Motoko compiler
+//! from npm into the project and builds the canisters, then runs every test of the workspace.
 
 use anyhow::{Result, bail};
 use project_tools::{CHAT_WASM_ENV, ICP_BIN_ENV};
@@ -10,8 +10,9 @@ use crate::{build, preflight, project, tools};
 pub fn run() -> Result<()> {
     preflight::wasm_target()?;
     preflight::disk("cargo xtask test", TEST_BUILD_GIB)?;
-    // The HTTP tests drive the real icp-cli.
+    // The HTTP tests drive the real icp-cli; the Motoko tests compile with the real moc.
     let icp = tools::icp()?;
+    tools::install_motoko()?;
     let artifact = build::build()?;
     artifact.report();
     let sh = project::shell()?;

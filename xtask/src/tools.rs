@@ -1,5 +1,5 @@
-//! Tools the project installs for itself, never globally: icp-cli from npm into `.tools/`,
-//! and the replica binary that stands in for icp's network launcher.
+//! Tools the project installs for itself, never globally: icp-cli and the Motoko compiler
+//! from npm into `.tools/`, and the replica binary that stands in for icp's network launcher.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,19 @@ pub fn install_icp() -> Result<PathBuf> {
         );
     }
     project_tools::install_icp(project::root()).map_err(anyhow::Error::msg)
+}
+
+/// Installs the Motoko compiler from npm into `.tools/motoko/` (once), for the replica's
+/// Motoko tests.
+pub fn install_motoko() -> Result<PathBuf> {
+    if !project_tools::motoko_path(project::root()).is_dir() {
+        preflight::npm()?;
+        eprintln!(
+            "installing the Motoko compiler ({}) into .tools/motoko/ with npm",
+            project_tools::MOTOKO_PACKAGE
+        );
+    }
+    project_tools::install_motoko(project::root()).map_err(anyhow::Error::msg)
 }
 
 /// Builds the replica binary (a no-op when it is current) and returns its path.

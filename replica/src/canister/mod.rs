@@ -431,13 +431,18 @@ impl Canister {
         // with the certified data the old code left on upgrade (none otherwise).
         env.certified_data = carried.certified_data;
         env.global_timer = 0;
-        let heap = carried.heap;
-        let start = heap.is_none();
+        // A kept heap is the only thing kept: the new module's globals start as it declares
+        // them, and its start function runs, as on every install (the IC's `MemoryHandling::
+        // Keep` keeps the main memory alone).
+        let heap = carried.heap.map(|heap| WasmState {
+            heap: heap.heap,
+            globals: Vec::new(),
+        });
         let outcome = engine.run(
             &compiled,
             heap.as_ref(),
             env,
-            start,
+            true,
             Some(Entry::Export(entry)),
         );
         let mut env = outcome.env;

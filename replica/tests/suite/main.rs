@@ -19,6 +19,7 @@ mod icp_cli;
 mod journal;
 mod lifecycle_rules;
 mod load;
+mod motoko;
 mod snapshots;
 mod store;
 mod tasks;
