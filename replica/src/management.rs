@@ -788,6 +788,7 @@ fn install_mode(mode: ic::CanisterInstallMode) -> InstallMode {
             InstallMode::Upgrade {
                 skip_pre_upgrade: flags.skip_pre_upgrade == Some(true),
                 keep_heap: flags.wasm_memory_persistence == Some(ic::WasmMemoryPersistence::Keep),
+                persistence_given: flags.wasm_memory_persistence.is_some(),
             }
         }
     }

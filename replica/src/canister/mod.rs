@@ -76,6 +76,8 @@ pub enum InstallMode {
     Upgrade {
         skip_pre_upgrade: bool,
         keep_heap: bool,
+        /// Whether `wasm_memory_persistence` was given at all (`keep` or `replace`).
+        persistence_given: bool,
     },
 }
 
@@ -141,9 +143,15 @@ fn keeps_heap(compiled: &Compiled) -> bool {
 
 /// The IC's guards on `wasm_memory_persistence` (its execution environment's
 /// `determine_main_memory_handling`): a module that keeps its heap is never upgraded without
-/// saying so, and `keep` is refused for a new module that does not expect a kept heap.
-fn check_persistence(old: Option<&Compiled>, new: &Compiled, keep: bool) -> Result<(), Reject> {
-    if !keep && old.is_some_and(keeps_heap) {
+/// saying what becomes of it (`replace`, said, discards it), and `keep` is refused for a new
+/// module that does not expect a kept heap.
+fn check_persistence(
+    old: Option<&Compiled>,
+    new: &Compiled,
+    keep: bool,
+    given: bool,
+) -> Result<(), Reject> {
+    if !given && old.is_some_and(keeps_heap) {
         return Err(Reject::new(
             ErrorCode::CanisterContractViolation,
             "Missing upgrade option: Enhanced orthogonal persistence requires the `wasm_memory_persistence` upgrade option.",
@@ -400,15 +408,21 @@ impl Canister {
         message: &Message,
     ) -> Result<(), Reject> {
         let compiled = engine.compile(wasm)?;
-        if let InstallMode::Upgrade { keep_heap, .. } = mode {
+        if let InstallMode::Upgrade {
+            keep_heap,
+            persistence_given,
+            ..
+        } = mode
+        {
             let old = self.live(engine, store)?.map(|live| live.compiled.clone());
-            check_persistence(old.as_deref(), &compiled, keep_heap)?;
+            check_persistence(old.as_deref(), &compiled, keep_heap, persistence_given)?;
         }
         let carried = match mode {
             InstallMode::Install | InstallMode::Reinstall => Carried::default(),
             InstallMode::Upgrade {
                 skip_pre_upgrade,
                 keep_heap,
+                ..
             } => self.pre_upgrade(engine, store, message, skip_pre_upgrade, keep_heap)?,
         };
         let context = match mode {

@@ -46,21 +46,26 @@ impl Icp<'_> {
     }
 }
 
+impl<'a> Icp<'a> {
+    fn new(home: &'a Path, served: &Served) -> Self {
+        Self {
+            binary: crate::common::icp_binary().display().to_string(),
+            home,
+            url: served.url(),
+            root_key: served
+                .root_key()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+}
+
 #[test]
 fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
-    let binary = crate::common::icp_binary().display().to_string();
     let home = tempfile::tempdir().unwrap();
     let served = Served::new(Local::new());
-    let icp = Icp {
-        binary,
-        home: home.path(),
-        url: served.url(),
-        root_key: served
-            .root_key()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    };
+    let icp = Icp::new(home.path(), &served);
     let wasm = home.path().join("chat.wasm");
     std::fs::write(&wasm, chat_wasm()).unwrap();
 
@@ -140,4 +145,37 @@ fn icp_cli_runs_the_lifecycle_and_a_download_upload_round_trip() {
         icp.run(&["canister", "call", &id, "dump", "()"])
             .contains("(vec { \"Hi there!\" })")
     );
+}
+
+/// A Motoko actor with enhanced orthogonal persistence (moc's default) upgraded by icp-cli:
+/// with `keep` its state lives on; with `replace` (confirmed) it starts afresh, as on the IC.
+#[test]
+fn icp_cli_upgrades_a_motoko_actor_keeping_its_state() {
+    let home = tempfile::tempdir().unwrap();
+    let served = Served::new(Local::new());
+    let icp = Icp::new(home.path(), &served);
+    let wasm = home.path().join("counter.wasm");
+    std::fs::write(&wasm, crate::motoko::moc(crate::motoko::CALLEE)).unwrap();
+    let wasm = wasm.to_str().unwrap();
+
+    let created = icp.run(&["canister", "create", "--detached", "-q"]);
+    let id = created.split_whitespace().last().unwrap().to_owned();
+    icp.run(&["canister", "install", &id, "--wasm", wasm]);
+    icp.run(&["canister", "call", &id, "bump", "()"]);
+    icp.run(&["canister", "call", &id, "bump", "()"]);
+    let current = || icp.run(&["canister", "call", &id, "current", "()", "--query"]);
+
+    let upgrade = |persistence: &str| {
+        let args = ["canister", "install", &id, "--wasm", wasm, "-m", "upgrade"];
+        let mut args = args.to_vec();
+        args.extend(["--wasm-memory-persistence", persistence, "--yes"]);
+        icp.run(&args)
+    };
+    assert!(upgrade("keep").contains("installed successfully"));
+    assert!(
+        current().contains("(2 : nat)"),
+        "the counter did not survive the upgrade"
+    );
+    assert!(upgrade("replace").contains("installed successfully"));
+    assert!(current().contains("(0 : nat)"), "replace kept the heap");
 }

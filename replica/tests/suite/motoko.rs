@@ -11,7 +11,7 @@ use ic_management_canister_types as ic;
 
 use crate::common::{Local, user};
 
-const CALLEE: &str = r#"
+pub const CALLEE: &str = r#"
 persistent actor Callee {
   var count : Nat = 0;
   public func bump() : async Nat { count += 1; count };
@@ -32,7 +32,7 @@ persistent actor Caller {
 "#;
 
 /// Compiles `source` with moc.
-fn moc(source: &str) -> Vec<u8> {
+pub fn moc(source: &str) -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let motoko = project_tools::install_motoko(root).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
