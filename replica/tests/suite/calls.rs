@@ -446,3 +446,31 @@ fn a_composite_query_reads_other_canisters_as_deep_as_the_ic_allows() {
         .unwrap_err();
     assert_eq!(refused.error_code.unwrap().to_string(), "IC0527");
 }
+
+#[test]
+fn a_bounded_wait_call_past_its_deadline_is_answered_sys_unknown() {
+    let mut local = Local::new();
+    let [a, b, _] = three(&mut local);
+    // `b` keeps itself busy for 40,000 executions, four rounds; `a` waits 0 s, so its deadline
+    // passes at the next round whatever the machine's speed.
+    let inner = Encode!(&20_000u32).unwrap();
+    let outcome: Outcome = local
+        .update(
+            a,
+            "forward_bounded",
+            (b, "count_by_self_calls".to_owned(), inner, 1u32),
+        )
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Reject {
+            code: 6,
+            message: "Call deadline has expired.".into()
+        }
+    );
+    // The callee goes on: its work is not undone by the caller giving up.
+    while local.replica.busy() {
+        local.replica.tick().unwrap();
+    }
+    assert_eq!(local.query::<u64>(b, "counter", ()).unwrap(), 20_000);
+}
