@@ -216,43 +216,19 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         name
     };
 
-    linker.func_wrap("ic0", f("msg_arg_data_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "msg_arg_data_size", ARG)?;
-        Ok(P::of(c.data().arg.len() as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("msg_arg_data_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "msg_arg_data_copy", ARG)?;
-            copy_out(
-                &mut c,
-                "msg_arg_data_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| &e.arg,
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("msg_arg_data_size", "msg_arg_data_copy"),
+        ARG,
+        |e| &e.arg,
     )?;
-    linker.func_wrap("ic0", f("msg_caller_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "msg_caller_size", ANY)?;
-        Ok(P::of(c.data().caller.as_slice().len() as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("msg_caller_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "msg_caller_copy", ANY)?;
-            copy_out(
-                &mut c,
-                "msg_caller_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| e.caller.as_slice(),
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("msg_caller_size", "msg_caller_copy"),
+        ANY,
+        |e| e.caller.as_slice(),
     )?;
     linker.func_wrap("ic0", f("msg_reject_code"), |mut c: C| -> R<i32> {
         allow(&mut c, "msg_reject_code", REJECT_CODE)?;
@@ -262,24 +238,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
             .as_ref()
             .map_or(0, |(code, _)| *code as i32))
     })?;
-    linker.func_wrap("ic0", f("msg_reject_msg_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "msg_reject_msg_size", REJECT_MESSAGE)?;
-        Ok(P::of(reject_message(c.data()).len() as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("msg_reject_msg_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "msg_reject_msg_copy", REJECT_MESSAGE)?;
-            copy_out(
-                &mut c,
-                "msg_reject_msg_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| reject_message(e).as_bytes(),
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("msg_reject_msg_size", "msg_reject_msg_copy"),
+        REJECT_MESSAGE,
+        |e| reject_message(e).as_bytes(),
     )?;
     linker.func_wrap("ic0", f("msg_deadline"), |mut c: C| -> R<i64> {
         allow(&mut c, "msg_deadline", DEADLINE)?;
@@ -324,24 +288,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
             Err(_) => Err(env.violation("ic0.msg_reject: the message is not valid UTF-8")),
         }
     })?;
-    linker.func_wrap("ic0", f("msg_method_name_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "msg_method_name_size", INSPECT)?;
-        Ok(P::of(c.data().method.len() as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("msg_method_name_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "msg_method_name_copy", INSPECT)?;
-            copy_out(
-                &mut c,
-                "msg_method_name_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| e.method.as_bytes(),
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("msg_method_name_size", "msg_method_name_copy"),
+        INSPECT,
+        |e| e.method.as_bytes(),
     )?;
     linker.func_wrap("ic0", f("accept_message"), |mut c: C| {
         allow(&mut c, "accept_message", INSPECT)?;
@@ -354,43 +306,19 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
     })?;
 
     // Identity, status and environment.
-    linker.func_wrap("ic0", f("canister_self_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "canister_self_size", ANY)?;
-        Ok(P::of(c.data().canister_id.as_slice().len() as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("canister_self_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "canister_self_copy", ANY)?;
-            copy_out(
-                &mut c,
-                "canister_self_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| e.canister_id.as_slice(),
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("canister_self_size", "canister_self_copy"),
+        ANY,
+        |e| e.canister_id.as_slice(),
     )?;
-    linker.func_wrap("ic0", f("subnet_self_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "subnet_self_size", ANY)?;
-        Ok(P::of(c.data().subnet_id.as_slice().len() as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("subnet_self_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "subnet_self_copy", ANY)?;
-            copy_out(
-                &mut c,
-                "subnet_self_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| e.subnet_id.as_slice(),
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("subnet_self_size", "subnet_self_copy"),
+        ANY,
+        |e| e.subnet_id.as_slice(),
     )?;
     linker.func_wrap("ic0", f("canister_status"), |mut c: C| -> R<i32> {
         allow(&mut c, "canister_status", ANY)?;
@@ -512,25 +440,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         allow(&mut c, "data_certificate_present", ANY)?;
         Ok(c.data().data_certificate.is_some() as i32)
     })?;
-    linker.func_wrap("ic0", f("data_certificate_size"), |mut c: C| -> R<P> {
-        allow(&mut c, "data_certificate_size", CERTIFICATE)?;
-        let size = c.data().data_certificate.as_ref().map_or(0, Vec::len);
-        Ok(P::of(size as u64))
-    })?;
-    linker.func_wrap(
-        "ic0",
-        f("data_certificate_copy"),
-        |mut c: C, dst: P, offset: P, size: P| {
-            allow(&mut c, "data_certificate_copy", CERTIFICATE)?;
-            copy_out(
-                &mut c,
-                "data_certificate_copy",
-                dst.get(),
-                offset.get(),
-                size.get(),
-                |e| e.data_certificate.as_deref().unwrap_or_default(),
-            )
-        },
+    define_blob::<P>(
+        linker,
+        &mut f,
+        ("data_certificate_size", "data_certificate_copy"),
+        CERTIFICATE,
+        |e| e.data_certificate.as_deref().unwrap_or_default(),
     )?;
     linker.func_wrap(
         "ic0",
@@ -574,6 +489,30 @@ pub fn define<P: Ptr>(linker: &mut Linker<Env>, memory64: bool) -> R<Vec<&'stati
         define_wasm32_only(linker, &mut f)?;
     }
     Ok(names)
+}
+
+/// Defines a `*_size` / `*_copy` pair for the blob `source` gives (the spec's blob idiom),
+/// allowed in `contexts`.
+fn define_blob<P: Ptr>(
+    linker: &mut Linker<Env>,
+    f: &mut impl FnMut(&'static str) -> &'static str,
+    (size, copy): (&'static str, &'static str),
+    contexts: u16,
+    source: fn(&Env) -> &[u8],
+) -> R<()> {
+    linker.func_wrap("ic0", f(size), move |mut c: C| -> R<P> {
+        allow(&mut c, size, contexts)?;
+        Ok(P::of(source(c.data()).len() as u64))
+    })?;
+    linker.func_wrap(
+        "ic0",
+        f(copy),
+        move |mut c: C, dst: P, offset: P, length: P| {
+            allow(&mut c, copy, contexts)?;
+            copy_out(&mut c, copy, dst.get(), offset.get(), length.get(), source)
+        },
+    )?;
+    Ok(())
 }
 
 fn reject_message(env: &Env) -> &str {
