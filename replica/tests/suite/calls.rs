@@ -3,27 +3,12 @@
 //! add up, timers, stopping and uninstalling with calls open, and a backup agent canister
 //! that snapshots and restores the chat by calls to the management canister.
 
-use candid::{CandidType, Decode, Deserialize, Encode, Principal};
+use candid::{Decode, Encode, Principal};
 use ic_management_canister_types as ic;
 use replica::Replica;
 
+use crate::common::relay::{Forwarded, Outcome};
 use crate::common::{Local, chat_wasm, relay_wasm, user};
-
-/// The relay's `Outcome`.
-#[derive(CandidType, Deserialize, Debug, PartialEq, Eq)]
-enum Outcome {
-    Reply(Vec<u8>),
-    Reject { code: u32, message: String },
-    NotSent(String),
-}
-
-/// The relay's `Forwarded`.
-#[derive(CandidType, Deserialize, Debug)]
-struct Forwarded {
-    outcome: Outcome,
-    refunded: u128,
-    balance_after: u128,
-}
 
 fn relays(local: &mut Local, n: usize) -> Vec<Principal> {
     (0..n).map(|_| local.deploy(relay_wasm())).collect()

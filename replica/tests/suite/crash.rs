@@ -3,7 +3,10 @@
 //! instants loses nothing it acknowledged. Reopened, the state equals the one after the last
 //! acknowledged operation — or after the one in flight, which may have been recorded — every
 //! snapshot loads to the chat it was taken of, with the module byte for byte, and no state
-//! is corrupt. By default every point is tried on its first three passes and every third
+//! is corrupt. The workload includes calls between canisters: appends relayed by another
+//! canister, and snapshots taken by a backup agent canister through the management canister
+//! (a kill in the middle leaves the calls in flight, which go on when the state is reopened).
+//! By default every point is tried on its first three passes and every third
 //! after; `CRASH_EVERY_PASS=1` tries every pass. `CRASH_KILLS=N` sets the number of random
 //! kills (default 20). The last long run's figures are in docs/robustness.md.
 
@@ -18,7 +21,9 @@ use std::{
     time::Duration,
 };
 
-use crate::common::{Local, chat_wasm, transfer, user};
+use crate::common::relay::{Forwarded, Outcome};
+use crate::common::{Local, chat_wasm, relay_wasm, transfer, user};
+use candid::Encode;
 use ic_management_canister_types as ic;
 use replica::{Principal, Replica, fault};
 
@@ -45,6 +50,10 @@ const POINTS: [&str; 9] = [
 #[derive(Clone, Debug)]
 enum Op {
     Append(String),
+    /// An append the relay canister makes: a call to the chat.
+    Relayed(String),
+    /// Stop, take a snapshot, start, all by the agent canister's calls to the management canister.
+    AgentSnapshot,
     /// Stop, take a snapshot, start.
     Snapshot,
     /// `remove_spam`, which empties a chat without spam.
@@ -62,15 +71,20 @@ fn workload(rounds: usize) -> Vec<Op> {
     for round in 0..rounds {
         let snapshot = |k: usize| round * 3 + k;
         for i in 0..3 {
-            ops.push(Op::Append(format!("round {round} message {i}")));
+            let message = format!("round {round} message {i}");
+            ops.push(if i == 1 {
+                Op::Relayed(message)
+            } else {
+                Op::Append(message)
+            });
         }
         ops.push(Op::Snapshot);
         ops.push(Op::Append(format!("round {round} after the snapshot")));
         ops.push(Op::Break);
         ops.push(Op::Restore(snapshot(0)));
         ops.push(Op::Copy(snapshot(0)));
-        ops.push(Op::Append(format!("round {round} last")));
-        ops.push(Op::Snapshot);
+        ops.push(Op::Relayed(format!("round {round} last")));
+        ops.push(Op::AgentSnapshot);
         ops.push(Op::Delete(snapshot(0)));
         ops.push(Op::Restore(snapshot(1)));
         ops.push(Op::Delete(snapshot(1)));
@@ -91,8 +105,8 @@ impl Model {
         let mut model = Self::default();
         for op in ops {
             match op {
-                Op::Append(m) => model.chat.push(m.clone()),
-                Op::Snapshot => model.snapshots.push(Some(model.chat.clone())),
+                Op::Append(m) | Op::Relayed(m) => model.chat.push(m.clone()),
+                Op::Snapshot | Op::AgentSnapshot => model.snapshots.push(Some(model.chat.clone())),
                 Op::Break => model.chat.clear(),
                 Op::Restore(n) => model.chat = model.snapshots[*n].clone().expect("live"),
                 Op::Delete(n) => model.snapshots[*n] = None,
@@ -105,6 +119,11 @@ impl Model {
 
 fn chat_id() -> Principal {
     replica::ids::canister_id(0)
+}
+
+/// The relay, which relays appends and is the chat's backup agent.
+fn relay_id() -> Principal {
+    replica::ids::canister_id(1)
 }
 
 /// The id of the n-th snapshot made on the chat.
@@ -124,6 +143,15 @@ fn child() {
     };
     let chat = local.deploy(chat_wasm());
     assert_eq!(chat, chat_id());
+    let relay = local.deploy(relay_wasm());
+    assert_eq!(relay, relay_id());
+    local.update_settings(
+        chat,
+        ic::CanisterSettings {
+            controllers: Some(vec![user(), relay]),
+            ..Default::default()
+        },
+    );
     println!("deployed");
     for (n, op) in workload(rounds).iter().enumerate() {
         run(&mut local, chat, op);
@@ -136,6 +164,21 @@ fn child() {
 fn run(local: &mut Local, chat: Principal, op: &Op) {
     match op {
         Op::Append(message) => local.update::<()>(chat, "append", (message,)).unwrap(),
+        Op::Relayed(message) => {
+            let arg = Encode!(message).unwrap();
+            let forwarded: Forwarded = local
+                .update(relay_id(), "forward", (chat, "append", arg, 0u128))
+                .unwrap();
+            assert!(
+                matches!(forwarded.outcome, Outcome::Reply(_)),
+                "{forwarded:?}"
+            );
+        }
+        Op::AgentSnapshot => drop(
+            local
+                .update::<Vec<u8>>(relay_id(), "backup", (chat,))
+                .unwrap(),
+        ),
         Op::Break => drop(local.update::<u64>(chat, "remove_spam", ()).unwrap()),
         Op::Snapshot => {
             local.stop(chat);

@@ -2,6 +2,7 @@
 //! calls, and the chat canister built by `cargo xtask test`.
 #![allow(dead_code)]
 
+pub mod relay;
 pub mod transfer;
 
 use candid::{CandidType, Decode, Encode, Principal, utils::ArgumentEncoder};
