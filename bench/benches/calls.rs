@@ -49,6 +49,9 @@ fn main() {
     let over_http: Vec<Vec<Duration>> = (0..figures::RUNS)
         .map(|_| over_http(&wasm, sizes.http))
         .collect();
+    let concurrent: Vec<f64> = (0..figures::RUNS)
+        .map(|_| concurrent_http(&wasm, CLIENTS, sizes.http))
+        .collect();
     let base = rates(&in_process);
     let group = "appends to the chat";
     report(
@@ -67,6 +70,15 @@ fn main() {
         certified,
         Some(("in-process", base)),
         at_least(certified, 1_000.0, "≥ 1,000/s"),
+    );
+    let concurrent = Spread::of(&concurrent);
+    report(
+        group,
+        "HTTP, signed, certified, 8 clients at once",
+        "calls/s",
+        concurrent,
+        Some(("in-process", base)),
+        at_least(concurrent, base.median / 4.0, "≥ 0.25× in-process"),
     );
     for (name, runs) in [("in-process", &in_process), ("HTTP, certified", &over_http)] {
         for p in [50, 99] {
@@ -286,6 +298,48 @@ fn over_http(wasm: &[u8], calls: usize) -> Vec<Duration> {
         .collect();
     runtime.block_on(server.stop());
     latencies
+}
+
+/// Concurrent HTTP clients, as a served replica meets them.
+const CLIENTS: usize = 8;
+
+/// Calls per second of `clients` clients, each making `calls` certified synchronous appends
+/// one after another, all at once.
+fn concurrent_http(wasm: &[u8], clients: usize, calls: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (replica, chat) = deploy(dir.path(), wasm);
+    let keys = http::Keys::load_or_create(&replica).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let address = server.address;
+    let path = format!("/api/v4/canister/{chat}/call");
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|client| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let key = ic_ed25519::PrivateKey::generate();
+                let sender = http_client::principal_of(&key);
+                for n in 0..calls {
+                    let expiry = http_client::now() + 60_000_000_000;
+                    let message = Encode!(&format!("client {client} message {n}")).unwrap();
+                    let content =
+                        http_client::call_content(sender, chat, "append", message, expiry);
+                    let body = http_client::envelope(content, Some(&key));
+                    let (status, _) = http_client::post(address, &path, &body);
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let rate = (clients * calls) as f64 / started.elapsed().as_secs_f64();
+    runtime.block_on(server.stop());
+    rate
 }
 
 fn rate(latencies: &[Duration]) -> f64 {

@@ -2,6 +2,7 @@
 //! it: status, calls (synchronous v3/v4 with a certificate, asynchronous v2), queries signed
 //! by the node key, and read_state over the certified state tree.
 
+mod batch;
 mod history;
 mod ingress;
 mod keys;

@@ -24,6 +24,7 @@ use ic_transport_types::{
 };
 use serde::Serialize;
 
+use super::batch;
 use super::history::{Entry, History};
 use super::ingress::{self, BadRequest, Ingress};
 use super::keys::Keys;
@@ -40,6 +41,8 @@ struct Shared {
     history: Mutex<History>,
     /// Calls still processing: the replica's number for each, and its request id.
     processing: Mutex<Vec<(u64, RequestId)>>,
+    /// Certifies the answers of synchronous calls, many under one signature.
+    answers: batch::Batches,
 }
 
 /// A running server.
@@ -72,6 +75,7 @@ pub async fn serve(
         keys,
         history: Mutex::new(History::default()),
         processing: Mutex::default(),
+        answers: batch::Batches::default(),
     });
     let app = Router::new()
         .route("/api/v2/status", get(status))
@@ -338,18 +342,10 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
         (None, false) => StatusCode::ACCEPTED.into_response(),
         (None, true) if !done() => StatusCode::ACCEPTED.into_response(),
         (None, true) => {
-            let id = &ingress.request_id;
-            let paths = [
-                vec![b"request_status".to_vec(), id.as_slice().to_vec()],
-                vec![b"time".to_vec()],
-            ];
-            let certificate = certify(
-                &shared.keys,
-                &shared.snapshot(),
-                &paths,
-                Some(id),
-                ingress.sender(),
-            );
+            let certificate = shared.answers.certificate(ingress.request_id, |batch| {
+                let history = shared.history.lock().expect("not poisoned");
+                batch::certify(&shared.keys, &history, batch)
+            });
             cbor_response(
                 StatusCode::OK,
                 &TransportCallResponse::Replied { certificate },
@@ -647,6 +643,15 @@ fn state_tree(
         }
     }
     let entries = request.map_or_else(Vec::new, |id| snapshot.history.around(id));
+    set_statuses(&mut root, entries);
+    root
+}
+
+/// Puts the request statuses of `entries` into the tree.
+pub(super) fn set_statuses<'e>(
+    root: &mut Node,
+    entries: impl IntoIterator<Item = (&'e RequestId, &'e Entry)>,
+) {
     for (id, entry) in entries {
         let id = id.as_slice();
         match &entry.outcome {
@@ -676,10 +681,9 @@ fn state_tree(
             }
         }
     }
-    root
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

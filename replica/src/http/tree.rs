@@ -106,11 +106,13 @@ struct Certificate<'a> {
 
 /// A CBOR certificate (with the self-describe tag) of `tree`, signed with the root key.
 pub fn certificate(keys: &Keys, tree: &HashTree<Vec<u8>>) -> Vec<u8> {
-    let certificate = Certificate {
-        tree,
-        signature: keys.sign_state(&tree.digest()),
-    };
-    cbor(&certificate)
+    signed_certificate(tree, keys.sign_state(&tree.digest()))
+}
+
+/// A CBOR certificate of `tree` with `signature`, made for the root of a tree `tree` is a
+/// witness of.
+pub fn signed_certificate(tree: &HashTree<Vec<u8>>, signature: Vec<u8>) -> Vec<u8> {
+    cbor(&Certificate { tree, signature })
 }
 
 /// CBOR with the self-describe tag 55799, as the IC sends it.
