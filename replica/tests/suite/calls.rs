@@ -459,3 +459,70 @@ fn a_bounded_wait_call_past_its_deadline_is_answered_sys_unknown() {
     }
     assert_eq!(local.query::<u64>(b, "counter", ()).unwrap(), 20_000);
 }
+
+/// `go` calls its own `ping`; the reply callback marks heap byte 0 and traps; the cleanup
+/// marks byte 1. `read` replies both bytes; `call_in_query` tries a call from a query.
+const CLEANUP: &str = r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "canister_self_size" (func $self_size (result i32)))
+  (import "ic0" "canister_self_copy" (func $self_copy (param i32 i32 i32)))
+  (import "ic0" "call_new" (func $call_new (param i32 i32 i32 i32 i32 i32 i32 i32)))
+  (import "ic0" "call_on_cleanup" (func $on_cleanup (param i32 i32)))
+  (import "ic0" "call_perform" (func $perform (result i32)))
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (memory 1)
+  (table 2 funcref)
+  (elem (i32.const 0) $callback $cleanup)
+  (data (i32.const 200) "pingcallback failed")
+  (func $callback (param i32)
+    (i32.store8 (i32.const 0) (i32.const 1))
+    (call $trap (i32.const 204) (i32.const 15)))
+  (func $cleanup (param i32) (i32.store8 (i32.const 1) (i32.const 2)))
+  (func $call_self
+    (call $self_copy (i32.const 100) (i32.const 0) (call $self_size))
+    (call $call_new (i32.const 100) (call $self_size) (i32.const 200) (i32.const 4)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (call $on_cleanup (i32.const 1) (i32.const 0))
+    (drop (call $perform)))
+  (func (export "canister_update go") (call $call_self))
+  (func (export "canister_update ping") (call $reply))
+  (func (export "canister_query call_in_query") (call $call_self) (call $reply))
+  (func (export "canister_query read") (call $append (i32.const 0) (i32.const 2)) (call $reply))
+)"#;
+
+#[test]
+fn a_trapping_callback_is_undone_its_cleanup_runs_and_the_caller_gets_the_trap() {
+    let mut local = Local::new();
+    let canister = local.deploy(crate::common::wat(CLEANUP));
+    let refused = local
+        .replica
+        .update(user(), canister, "go", &[])
+        .unwrap_err();
+    assert_eq!(refused.code as u8, 5);
+    assert!(
+        refused
+            .message
+            .contains("Canister called `ic0.trap` with message: 'callback failed'"),
+        "{refused}"
+    );
+    let read = local.replica.query(user(), canister, "read", &[]).unwrap();
+    assert_eq!(
+        read,
+        [0, 2],
+        "the callback's write stays undone, the cleanup's is kept"
+    );
+
+    // Calls cannot be made from a query, with the IC's message.
+    let refused = local
+        .replica
+        .query(user(), canister, "call_in_query", &[])
+        .unwrap_err();
+    assert_eq!(refused.error_code.unwrap().to_string(), "IC0504");
+    assert!(
+        refused
+            .message
+            .contains("\"ic0_call_new\" cannot be executed in non-replicated query mode"),
+        "{refused}"
+    );
+}
