@@ -455,7 +455,12 @@ impl Replica {
         self.checkpoint()?;
         let number = self.next_ingress();
         let time = self.now();
-        if let Some(answer) = system_canisters::call(self, sender, canister_id, method, arg, time) {
+        if let Some((answer, changed)) =
+            system_canisters::call(self, sender, canister_id, method, arg, time)
+        {
+            if changed {
+                self.commit()?;
+            }
             self.answered.insert(number, answer);
             return Ok(number);
         }
@@ -531,7 +536,12 @@ impl Replica {
             self.checkpoint()?;
         }
         let time = self.now();
-        if let Some(answer) = system_canisters::call(self, sender, canister_id, method, arg, time) {
+        if let Some((answer, changed)) =
+            system_canisters::call(self, sender, canister_id, method, arg, time)
+        {
+            if changed {
+                self.commit()?;
+            }
             return answer;
         }
         if canister_id == Principal::management_canister() {

@@ -47,12 +47,13 @@ enum CreateCanisterResult {
     Err(CreateCanisterError),
 }
 
-/// Answers a call to a system canister; `None` when `canister` is not one.
 /// Whether `canister` is one of the system canisters answered here.
 pub fn handles(canister: Principal) -> bool {
     canister == cycles_ledger() || canister == cycles_minting_canister()
 }
 
+/// Answers a call to a system canister, and says whether the state changed (for the caller
+/// to commit); `None` when `canister` is not one.
 pub fn call(
     replica: &mut Replica,
     sender: Principal,
@@ -60,16 +61,19 @@ pub fn call(
     method: &str,
     arg: &[u8],
     time: u64,
-) -> Option<Result<Vec<u8>, Reject>> {
+) -> Option<(Result<Vec<u8>, Reject>, bool)> {
     let answer = if canister == cycles_minting_canister() {
         match method {
-            "get_default_subnets" => Ok(Encode!(&vec![replica.subnet_id()]).expect("encodes")),
-            _ => Err(no_method(&canister, method)),
+            "get_default_subnets" => (
+                Ok(Encode!(&vec![replica.subnet_id()]).expect("encodes")),
+                false,
+            ),
+            _ => (Err(no_method(&canister, method)), false),
         }
     } else if canister == cycles_ledger() {
         match method {
             "create_canister" => create_canister(replica, sender, arg, time),
-            _ => Err(no_method(&canister, method)),
+            _ => (Err(no_method(&canister, method)), false),
         }
     } else {
         return None;
@@ -77,37 +81,45 @@ pub fn call(
     Some(answer)
 }
 
-/// Creates a canister with `amount` cycles, as the cycles ledger would after charging it.
+/// Creates a canister with `amount` cycles, as the cycles ledger would after charging it;
+/// says whether it did.
 fn create_canister(
     replica: &mut Replica,
     sender: Principal,
     arg: &[u8],
     time: u64,
-) -> Result<Vec<u8>, Reject> {
-    let args = candid_args::decode::<CreateCanisterArgs>(arg).map_err(|e| {
-        Reject::new(
-            ErrorCode::InvalidManagementPayload,
-            format!("create_canister: the argument does not decode: {e}"),
-        )
-    })?;
+) -> (Result<Vec<u8>, Reject>, bool) {
+    let args = match candid_args::decode::<CreateCanisterArgs>(arg) {
+        Ok(args) => args,
+        Err(e) => {
+            let reject = Reject::new(
+                ErrorCode::InvalidManagementPayload,
+                format!("create_canister: the argument does not decode: {e}"),
+            );
+            return (Err(reject), false);
+        }
+    };
     let cycles = u128::try_from(args.amount.0)
         .unwrap_or(u128::MAX)
         .min(u128::from(u64::MAX));
     let settings = args.creation_args.and_then(|c| c.settings);
-    let result = match management::create(replica, sender, time, settings, cycles) {
+    let (result, created) = match management::create(replica, sender, time, settings, cycles) {
         Ok(canister_id) => {
-            replica.commit()?;
-            CreateCanisterResult::Ok(CreateCanisterSuccess {
+            let success = CreateCanisterSuccess {
                 block_id: Nat::from(time),
                 canister_id,
-            })
+            };
+            (CreateCanisterResult::Ok(success), true)
         }
-        Err(reject) => CreateCanisterResult::Err(CreateCanisterError::GenericError {
-            message: reject.message,
-            error_code: Nat::from(0u8),
-        }),
+        Err(reject) => {
+            let error = CreateCanisterError::GenericError {
+                message: reject.message,
+                error_code: Nat::from(0u8),
+            };
+            (CreateCanisterResult::Err(error), false)
+        }
     };
-    Ok(Encode!(&result).expect("encodes"))
+    (Ok(Encode!(&result).expect("encodes")), created)
 }
 
 fn no_method(canister: &Principal, method: &str) -> Reject {
