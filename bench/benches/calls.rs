@@ -270,12 +270,7 @@ fn in_process(wasm: &[u8], calls: usize) -> Vec<Duration> {
 
 fn over_http(wasm: &[u8], calls: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
-    let (replica, chat) = deploy(dir.path(), wasm);
-    let keys = http::Keys::load_or_create(&replica).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
+    let (runtime, server, chat) = serve(dir.path(), wasm);
     let key = ic_ed25519::PrivateKey::generate();
     let sender = http_client::principal_of(&key);
     let path = format!("/api/v4/canister/{chat}/call");
@@ -307,12 +302,7 @@ const CLIENTS: usize = 8;
 /// one after another, all at once.
 fn concurrent_http(wasm: &[u8], clients: usize, calls: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let (replica, chat) = deploy(dir.path(), wasm);
-    let keys = http::Keys::load_or_create(&replica).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
+    let (runtime, server, chat) = serve(dir.path(), wasm);
     let address = server.address;
     let path = format!("/api/v4/canister/{chat}/call");
     let started = Instant::now();
@@ -340,6 +330,17 @@ fn concurrent_http(wasm: &[u8], clients: usize, calls: usize) -> f64 {
     let rate = (clients * calls) as f64 / started.elapsed().as_secs_f64();
     runtime.block_on(server.stop());
     rate
+}
+
+/// The chat deployed in `dir` and served on a free port.
+fn serve(dir: &std::path::Path, wasm: &[u8]) -> (tokio::runtime::Runtime, http::Server, Principal) {
+    let (replica, chat) = deploy(dir, wasm);
+    let keys = http::Keys::load_or_create(&replica).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    (runtime, server, chat)
 }
 
 fn rate(latencies: &[Duration]) -> f64 {

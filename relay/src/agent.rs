@@ -24,39 +24,45 @@ fn decode<R: CandidType + for<'de> candid::Deserialize<'de>>(method: &str, reply
         .unwrap_or_else(|e| api::trap(format!("{method} answered what does not decode: {e}")))
 }
 
-/// Stops `canister`, takes a snapshot of it and starts it again; returns the snapshot's id.
-#[update]
-async fn backup(canister: Principal) -> Vec<u8> {
+/// Runs `step` with `canister` stopped, and starts it again.
+async fn while_stopped<F: Future>(canister: Principal, step: F) -> F::Output {
     let id = CanisterIdRecord {
         canister_id: canister,
     };
     management("stop_canister", &id).await;
-    let args = TakeCanisterSnapshotArgs {
-        canister_id: canister,
-        replace_snapshot: None,
-        uninstall_code: None,
-        sender_canister_version: Some(api::canister_version()),
-    };
-    let reply = management("take_canister_snapshot", &args).await;
-    let snapshot: Snapshot = decode("take_canister_snapshot", reply);
+    let done = step.await;
     management("start_canister", &id).await;
-    snapshot.id
+    done
+}
+
+/// Stops `canister`, takes a snapshot of it and starts it again; returns the snapshot's id.
+#[update]
+async fn backup(canister: Principal) -> Vec<u8> {
+    let snapshot = while_stopped(canister, async {
+        let args = TakeCanisterSnapshotArgs {
+            canister_id: canister,
+            replace_snapshot: None,
+            uninstall_code: None,
+            sender_canister_version: Some(api::canister_version()),
+        };
+        let reply = management("take_canister_snapshot", &args).await;
+        decode::<Snapshot>("take_canister_snapshot", reply)
+    });
+    snapshot.await.id
 }
 
 /// Stops `canister`, loads snapshot `snapshot` into it and starts it again.
 #[update]
 async fn restore(canister: Principal, snapshot: Vec<u8>) {
-    let id = CanisterIdRecord {
-        canister_id: canister,
-    };
-    management("stop_canister", &id).await;
-    let args = LoadCanisterSnapshotArgs {
-        canister_id: canister,
-        snapshot_id: snapshot,
-        sender_canister_version: Some(api::canister_version()),
-    };
-    management("load_canister_snapshot", &args).await;
-    management("start_canister", &id).await;
+    while_stopped(canister, async {
+        let args = LoadCanisterSnapshotArgs {
+            canister_id: canister,
+            snapshot_id: snapshot,
+            sender_canister_version: Some(api::canister_version()),
+        };
+        management("load_canister_snapshot", &args).await;
+    })
+    .await;
 }
 
 /// The status `canister_status` reports of `canister`, as its controller sees it.

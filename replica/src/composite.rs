@@ -95,14 +95,7 @@ impl<'r> Composite<'r> {
             pending.extend(callback.calls);
             response = callback.response;
         }
-        match response {
-            Some(Response::Reply(bytes)) => Ok(bytes),
-            Some(Response::Reject(message)) => Err(Reject::by_canister(message)),
-            None => Err(Reject::new(
-                ErrorCode::CanisterDidNotReply,
-                format!("Error from Canister {id}: Canister did not reply to the call"),
-            )),
-        }
+        Response::answer(response, &id)
     }
 
     /// Runs the callback of `call` on canister `id`'s copy with `answer`.

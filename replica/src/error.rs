@@ -100,6 +100,14 @@ impl Reject {
         }
     }
 
+    /// What a call gets when the canister answered nothing and has nothing outstanding.
+    pub fn did_not_reply(canister: &candid::Principal) -> Self {
+        Self::new(
+            ErrorCode::CanisterDidNotReply,
+            format!("Error from Canister {canister}: Canister did not reply to the call"),
+        )
+    }
+
     /// This reject, as the IC's ingress filter gives it (see `at_ingress`).
     pub fn ingress_filter(self) -> Self {
         Self {

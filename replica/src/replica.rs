@@ -589,14 +589,7 @@ impl Replica {
             EntryPoint::Export(&entry),
         )?;
         self.last_instructions = executed.instructions;
-        match executed.response {
-            Some(Response::Reply(bytes)) => Ok(bytes),
-            Some(Response::Reject(message)) => Err(Reject::by_canister(message)),
-            None => Err(Reject::new(
-                ErrorCode::CanisterDidNotReply,
-                format!("Error from Canister {canister_id}: Canister did not reply to the call"),
-            )),
-        }
+        Response::answer(executed.response, &canister_id)
     }
 
     /// The ingress filter: a running canister with the method, whose

@@ -17,7 +17,7 @@ use crate::canister::{
     state::Status,
     {Canister, Message},
 };
-use crate::error::{ErrorCode, Reject, RejectCode};
+use crate::error::{Reject, RejectCode};
 use crate::management::{self, Handled};
 use crate::queue::{Payload, Queued, Request, Response};
 use crate::replica::Replica;
@@ -145,24 +145,7 @@ impl Replica {
     /// The export that serves a request and the kind of execution, if the callee can take it.
     fn callee(&mut self, request: &Request) -> Result<(String, Context), Reject> {
         let id = request.receiver;
-        let canister = self.canister_mut(&id)?;
-        match canister.state.status {
-            Status::Running => {}
-            Status::Stopping => {
-                return Err(Reject::new(
-                    ErrorCode::CanisterStopping,
-                    format!("Canister {id} is stopping"),
-                ));
-            }
-            Status::Stopped => {
-                return Err(Reject::new(
-                    ErrorCode::CanisterStopped,
-                    format!(
-                        "Canister {id} is stopped and therefore does not have a CallContextManager"
-                    ),
-                ));
-            }
-        }
+        self.check_running(&id)?;
         self.entry_point(&id, &request.method, Context::Update)
     }
 
@@ -312,7 +295,7 @@ impl Replica {
             (_, true, _) => None,
             (Some(Answered::Reply(bytes)), false, _) => Some(Ok(bytes)),
             (Some(Answered::Reject(message)), false, _) => Some(Err(Reject::by_canister(message))),
-            (None, false, 0) => Some(Err(failure.unwrap_or_else(|| did_not_reply(&id)))),
+            (None, false, 0) => Some(Err(failure.unwrap_or_else(|| Reject::did_not_reply(&id)))),
             (None, false, _) => None,
         };
         let owed = answer.map(|answer| {
@@ -436,11 +419,4 @@ fn exports(
     entry: &str,
 ) -> bool {
     canister.exports(engine, store, entry).ok().flatten() == Some(true)
-}
-
-fn did_not_reply(id: &Principal) -> Reject {
-    Reject::new(
-        ErrorCode::CanisterDidNotReply,
-        format!("Error from Canister {id}: Canister did not reply to the call"),
-    )
 }

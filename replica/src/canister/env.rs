@@ -111,6 +111,18 @@ pub enum Response {
     Reject(String),
 }
 
+impl Response {
+    /// The answer a caller gets from canister `id`: its reply, its reject, or — when it gave
+    /// none — the IC's "did not reply".
+    pub fn answer(response: Option<Self>, id: &Principal) -> Result<Vec<u8>, Reject> {
+        match response {
+            Some(Self::Reply(bytes)) => Ok(bytes),
+            Some(Self::Reject(message)) => Err(Reject::by_canister(message)),
+            None => Err(Reject::did_not_reply(id)),
+        }
+    }
+}
+
 /// One `debug_print` or trap line of the canister log.
 #[derive(Clone, Debug)]
 pub struct LogLine {

@@ -324,12 +324,6 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
     if refused.is_none() && synchronous {
         wait_for(shared, &ingress.request_id);
     }
-    let done = || {
-        let history = shared.history.lock().expect("not poisoned");
-        history
-            .get(&ingress.request_id)
-            .is_some_and(|e| e.outcome.is_some())
-    };
     // IC interface spec, "Request: Call": a call the ingress filter refuses is answered at
     // once with a non-replicated rejection (v2: the reject alone) and has no status to read;
     // one not done in time is answered 202, and its status is read with read_state.
@@ -340,7 +334,9 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
         ),
         (Some(reject), false) => cbor_response(StatusCode::OK, &reject_response(&reject)),
         (None, false) => StatusCode::ACCEPTED.into_response(),
-        (None, true) if !done() => StatusCode::ACCEPTED.into_response(),
+        (None, true) if shared.processing(&ingress.request_id) => {
+            StatusCode::ACCEPTED.into_response()
+        }
         (None, true) => {
             let certificate = shared.answers.certificate(ingress.request_id, |batch| {
                 let history = shared.history.lock().expect("not poisoned");
@@ -363,11 +359,7 @@ const SYNCHRONOUS_WAIT: Duration = Duration::from_secs(10);
 fn wait_for(shared: &Shared, id: &RequestId) {
     let started = std::time::Instant::now();
     loop {
-        let processing = |shared: &Shared| {
-            let history = shared.history.lock().expect("not poisoned");
-            history.get(id).is_some_and(|e| e.outcome.is_none())
-        };
-        if !processing(shared) || started.elapsed() > SYNCHRONOUS_WAIT {
+        if !shared.processing(id) || started.elapsed() > SYNCHRONOUS_WAIT {
             return;
         }
         let mut replica = shared.replica.lock().expect("not poisoned");
@@ -381,6 +373,12 @@ fn wait_for(shared: &Shared, id: &RequestId) {
 }
 
 impl Shared {
+    /// Whether call `id` is recorded as still processing.
+    fn processing(&self, id: &RequestId) -> bool {
+        let history = self.history.lock().expect("not poisoned");
+        history.get(id).is_some_and(|e| e.outcome.is_none())
+    }
+
     /// Records the answers of calls that were processing.
     fn settle(&self, replica: &mut Replica) {
         let mut processing = self.processing.lock().expect("not poisoned");

@@ -252,6 +252,22 @@ fn three(local: &mut Local) -> [Principal; 3] {
     relays(local, 3).try_into().unwrap()
 }
 
+/// Sends `stop_canister` for `canister` without waiting for its answer; returns its number.
+fn submit_stop(replica: &mut Replica, canister: Principal) -> u64 {
+    let id = Encode!(&ic::CanisterIdRecord {
+        canister_id: canister
+    })
+    .unwrap();
+    replica
+        .submit(
+            user(),
+            Principal::management_canister(),
+            "stop_canister",
+            &id,
+        )
+        .unwrap()
+}
+
 fn status_of(local: &mut Local, canister: Principal) -> ic::CanisterStatusType {
     local.status(canister).status
 }
@@ -261,16 +277,7 @@ fn a_canister_with_calls_open_stays_stopping_until_they_end() {
     let mut local = Local::new();
     let [a, b, c] = three(&mut local);
     let call = start_long_call(&mut local.replica, [a, b, c]);
-    let id = Encode!(&ic::CanisterIdRecord { canister_id: b }).unwrap();
-    let stop = local
-        .replica
-        .submit(
-            user(),
-            Principal::management_canister(),
-            "stop_canister",
-            &id,
-        )
-        .unwrap();
+    let stop = submit_stop(&mut local.replica, b);
     assert!(
         local.replica.answer_of(stop).is_none(),
         "stopped with calls open"
@@ -305,16 +312,7 @@ fn starting_a_stopping_canister_cancels_the_stop() {
     let mut local = Local::new();
     let [a, b, c] = three(&mut local);
     start_long_call(&mut local.replica, [a, b, c]);
-    let id = Encode!(&ic::CanisterIdRecord { canister_id: b }).unwrap();
-    let stop = local
-        .replica
-        .submit(
-            user(),
-            Principal::management_canister(),
-            "stop_canister",
-            &id,
-        )
-        .unwrap();
+    let stop = submit_stop(&mut local.replica, b);
     local.start(b);
     let cancelled = local.replica.answer_of(stop).unwrap().unwrap_err();
     assert_eq!(
