@@ -16,7 +16,7 @@ use crate::canister::{
 };
 use crate::error::{ErrorCode, Reject};
 use crate::management;
-use crate::replica::Replica;
+use crate::subnet::Subnet;
 
 /// How deep composite query calls may go (the replica's `MAX_CALL_DEPTH_COMPOSITE_QUERY`);
 /// calls to the management canister do not count.
@@ -24,15 +24,15 @@ const MAX_DEPTH: usize = 6;
 
 /// One composite query: the scratch copies of the canisters it reached.
 pub struct Composite<'r> {
-    replica: &'r mut Replica,
+    subnet: &'r mut Subnet,
     copies: BTreeMap<Principal, Canister>,
     time: u64,
 }
 
 impl<'r> Composite<'r> {
-    pub fn new(replica: &'r mut Replica, time: u64) -> Self {
+    pub fn new(subnet: &'r mut Subnet, time: u64) -> Self {
         Self {
-            replica,
+            subnet,
             copies: BTreeMap::new(),
             time,
         }
@@ -56,8 +56,8 @@ impl<'r> Composite<'r> {
                 "Composite query calls exceeded the maximum call depth.",
             ));
         }
-        self.replica.check_running(&callee)?;
-        let (entry, context) = self.replica.entry_point(&callee, method, Context::Query)?;
+        self.subnet.check_running(&callee)?;
+        let (entry, context) = self.subnet.entry_point(&callee, method, Context::Query)?;
         let incoming = Incoming::default();
         let message = Message {
             context,
@@ -65,11 +65,11 @@ impl<'r> Composite<'r> {
             method,
             arg,
             time: self.time,
-            subnet_id: self.replica.subnet_id(),
+            subnet_id: self.subnet.id,
             incoming: &incoming,
         };
         self.copy(callee)?;
-        let (engine, store) = (self.replica.engine, &self.replica.store);
+        let (engine, store) = (self.subnet.engine, &self.subnet.store);
         let copy = self.copies.get_mut(&callee).expect("made above");
         let executed = copy.execute(engine, store, &message, Entry::Export(&entry))?;
         self.follow(caller, callee, executed, depth)
@@ -125,10 +125,10 @@ impl<'r> Composite<'r> {
             method: "",
             arg: &arg,
             time: self.time,
-            subnet_id: self.replica.subnet_id(),
+            subnet_id: self.subnet.id,
             incoming: &incoming,
         };
-        let (engine, store) = (self.replica.engine, &self.replica.store);
+        let (engine, store) = (self.subnet.engine, &self.subnet.store);
         let copy = self.copies.get_mut(&id).expect("it executed before");
         let executed = copy.execute(engine, store, &message, Entry::Callback(closure));
         if executed.is_err()
@@ -159,16 +159,16 @@ impl<'r> Composite<'r> {
             origin: Origin::System,
             cycles: 0,
         };
-        let handled = management::call(self.replica, request);
+        let handled = management::call(self.subnet, self.time, request);
         handled.reply.expect("query methods answer at once")
     }
 
     /// Makes the scratch copy of canister `id` on first use.
     fn copy(&mut self, id: Principal) -> Result<(), Reject> {
         if !self.copies.contains_key(&id) {
-            let (engine, store) = (self.replica.engine, &self.replica.store);
+            let (engine, store) = (self.subnet.engine, &self.subnet.store);
             let canister = self
-                .replica
+                .subnet
                 .canisters
                 .get_mut(&id)
                 .expect("checked by caller");

@@ -20,21 +20,44 @@ pub fn snapshot_id(local_id: u64, canister: &Principal) -> Vec<u8> {
     id
 }
 
-/// Splits a snapshot id into its local counter and canister, if it is well formed.
-pub fn parse_snapshot_id(id: &[u8]) -> Option<(u64, Principal)> {
-    if !(9..=37).contains(&id.len()) {
-        return None;
+/// A snapshot id as a caller gave it, read once: its bytes, and the counter and canister
+/// they name when well formed (`None` for bytes no snapshot could have).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotId {
+    bytes: Vec<u8>,
+    parts: Option<(u64, Principal)>,
+}
+
+impl SnapshotId {
+    pub fn parse(bytes: &[u8]) -> Self {
+        let parts = (9..=37).contains(&bytes.len()).then(|| {
+            let (local, canister) = bytes.split_at(8);
+            let canister = Principal::try_from_slice(canister).ok()?;
+            Some((u64::from_be_bytes(local.try_into().ok()?), canister))
+        });
+        Self {
+            bytes: bytes.to_vec(),
+            parts: parts.flatten(),
+        }
     }
-    let (local, canister) = id.split_at(8);
-    let canister = Principal::try_from_slice(canister).ok()?;
-    Some((u64::from_be_bytes(local.try_into().ok()?), canister))
+
+    /// The canister whose snapshot this id would be.
+    pub fn owner(&self) -> Option<Principal> {
+        self.parts.map(|(_, canister)| canister)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// The replica's own rendering of a snapshot id in messages: `<canister>-<n>`.
-pub fn display_snapshot_id(id: &[u8]) -> String {
-    match parse_snapshot_id(id) {
-        Some((local, canister)) => format!("{canister}-{local}"),
-        None => format!("0x{}", crate::store::hex(id)),
+impl std::fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.parts {
+            Some((local, canister)) => write!(f, "{canister}-{local}"),
+            None => write!(f, "0x{}", crate::store::hex(&self.bytes)),
+        }
     }
 }
 
@@ -50,12 +73,13 @@ mod tests {
             crate::store::hex(&id),
             "000000000000000080000000001000010101"
         );
-        assert_eq!(parse_snapshot_id(&id), Some((0, canister)));
+        assert_eq!(SnapshotId::parse(&id).owner(), Some(canister));
         assert_eq!(
-            display_snapshot_id(&snapshot_id(7, &canister)),
+            SnapshotId::parse(&snapshot_id(7, &canister)).to_string(),
             format!("{canister}-7")
         );
-        assert_eq!(parse_snapshot_id(&[0; 8]), None);
+        assert_eq!(SnapshotId::parse(&[0; 8]).owner(), None);
+        assert_eq!(SnapshotId::parse(&[0xab; 3]).to_string(), "0xababab");
     }
 
     #[test]

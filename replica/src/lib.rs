@@ -1,9 +1,10 @@
 //! An embedded Internet Computer replica: runs canister wasm on wasmtime as the IC does,
 //! implements the management canister (lifecycle and snapshots) and keeps its state on disk.
 //!
-//! Layers, each knowing only those below it: `replica` (routing, clock, commits) and
-//! `management` (the `aaaaa-aa` methods) → `canister` (state, System API, execution) →
-//! `store` (persistence).
+//! Layers, each knowing only those below it: `http` → `replica` (the scheduler's API:
+//! ingress, queries, clock, journal and commits) → `scheduler` (rounds) → `management`,
+//! `system_canisters` and `composite` (compute on the subnet) → `subnet` (the state) →
+//! `canister` (state, System API, execution) → `store` (persistence).
 
 mod candid_args;
 pub mod canister;
@@ -17,6 +18,7 @@ mod queue;
 mod replica;
 mod scheduler;
 pub mod store;
+mod subnet;
 mod system_canisters;
 
 pub use candid::Principal;

@@ -16,8 +16,9 @@ use crate::canister::{
     transfer,
 };
 use crate::error::{ErrorCode, Reject};
-use crate::replica::Replica;
-use crate::{candid_args, ids, store};
+use crate::ids::{self, SnapshotId};
+use crate::subnet::Subnet;
+use crate::{candid_args, store};
 
 /// Snapshots a canister may hold (`MAX_NUMBER_OF_SNAPSHOTS_PER_CANISTER`).
 pub const MAX_SNAPSHOTS: usize = 10;
@@ -58,7 +59,7 @@ pub struct Answer {
 }
 
 /// Calls `method` of the management canister.
-pub fn call(replica: &mut Replica, request: Request) -> Handled {
+pub fn call(subnet: &mut Subnet, time: u64, request: Request) -> Handled {
     let Request {
         sender,
         method,
@@ -69,8 +70,8 @@ pub fn call(replica: &mut Replica, request: Request) -> Handled {
     } = request;
     let from_canister = matches!(origin, Origin::Canister { .. });
     let mut m = Call {
-        time: replica.now(),
-        replica,
+        time,
+        subnet,
         sender,
         method,
         arg,
@@ -101,7 +102,7 @@ pub fn call(replica: &mut Replica, request: Request) -> Handled {
 /// One call to the management canister. Each method checks everything before it changes
 /// anything, so a reject leaves the state as it was.
 struct Call<'a> {
-    replica: &'a mut Replica,
+    subnet: &'a mut Subnet,
     sender: Principal,
     method: &'a str,
     arg: &'a [u8],
@@ -185,7 +186,7 @@ impl Call<'_> {
     /// The canister, if the caller controls it (IC0512 otherwise).
     fn controlled(&mut self, id: Principal) -> Outcome<&mut CanisterState> {
         let (sender, method) = (self.sender, self.method);
-        let canister = self.replica.canister_mut(&id)?;
+        let canister = self.subnet.canister_mut(&id)?;
         if !canister.state.is_controller(&sender) {
             return Err(not_controller(&id, method, &sender));
         }
@@ -199,7 +200,7 @@ impl Call<'_> {
         visibility: fn(&Settings) -> &Visibility,
     ) -> Outcome<&mut CanisterState> {
         let (sender, method) = (self.sender, self.method);
-        let canister = self.replica.canister_mut(&id)?;
+        let canister = self.subnet.canister_mut(&id)?;
         let settings = &canister.state.settings;
         if sender != id && !visibility(settings).allows(&sender, &settings.controllers) {
             return Err(not_controller(&id, method, &sender));
@@ -214,7 +215,7 @@ impl Call<'_> {
             method: "",
             arg,
             time: self.time,
-            subnet_id: self.replica.subnet_id(),
+            subnet_id: self.subnet.id,
             incoming: &NO_CALL,
         }
     }
@@ -262,7 +263,7 @@ impl Call<'_> {
     /// Adds the attached cycles to any canister's balance; only canisters can attach them.
     fn deposit_cycles(&mut self, args: ic::CanisterIdRecord) -> Outcome<()> {
         let cycles = self.cycles;
-        self.replica.canister_mut(&args.canister_id)?.state.cycles += cycles;
+        self.subnet.canister_mut(&args.canister_id)?.state.cycles += cycles;
         self.accepted = cycles;
         Ok(())
     }
@@ -277,7 +278,7 @@ impl Call<'_> {
             ));
         }
         Ok(serde_bytes::ByteBuf::from(
-            self.replica.draw_random(self.time),
+            self.subnet.draw_random(self.time),
         ))
     }
 
@@ -286,7 +287,7 @@ impl Call<'_> {
         settings: Option<ic::CanisterSettings>,
         cycles: u128,
     ) -> Outcome<ic::CanisterIdRecord> {
-        let canister_id = create(self.replica, self.sender, self.time, settings, cycles)?;
+        let canister_id = create(self.subnet, self.sender, self.time, settings, cycles)?;
         Ok(ic::CanisterIdRecord { canister_id })
     }
 
@@ -312,9 +313,9 @@ impl Call<'_> {
             ));
         }
         let message = self.message(arg);
-        let replica = &mut *self.replica;
-        let canister = replica.canisters.get_mut(&id).expect("checked");
-        canister.install(replica.engine, &mut replica.store, mode, wasm, &message)
+        let subnet = &mut *self.subnet;
+        let canister = subnet.canisters.get_mut(&id).expect("checked");
+        canister.install(subnet.engine, &mut subnet.store, mode, wasm, &message)
     }
 
     fn upload_chunk(&mut self, args: ic::UploadChunkArgs) -> Outcome<ic::ChunkHash> {
@@ -322,7 +323,7 @@ impl Call<'_> {
         let hash = store::hash(&args.chunk);
         chunks::check_insert(&state.chunks, &hash, args.chunk.len())?;
         state.chunks.insert(hash, args.chunk.len() as u64);
-        self.replica.store.put_hashed(hash, &args.chunk);
+        self.subnet.store.put_hashed(hash, &args.chunk);
         Ok(ic::ChunkHash {
             hash: hash.to_vec(),
         })
@@ -372,7 +373,7 @@ impl Call<'_> {
                 )));
             }
             let bytes = self
-                .replica
+                .subnet
                 .store
                 .get(&hash)
                 .map_err(|e| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string()))?;
@@ -419,7 +420,7 @@ impl Call<'_> {
         self.controlled(args.canister_id)?;
         let (time, sender) = (self.time, self.sender);
         let dropped = self
-            .replica
+            .subnet
             .canister_mut(&args.canister_id)?
             .uninstall(time, sender);
         self.reject_dropped(dropped);
@@ -470,7 +471,7 @@ impl Call<'_> {
 
     fn status(&mut self, args: ic::CanisterIdRecord) -> Outcome<ic::CanisterStatusResult> {
         self.visible(args.canister_id, |s| &s.status_visibility)?;
-        let canister = self.replica.canister_mut(&args.canister_id)?;
+        let canister = self.subnet.canister_mut(&args.canister_id)?;
         let (heap, stable, globals, module) = canister.memory_sizes();
         let state = &canister.state;
         let chunks = state.chunk_store_size();
@@ -548,7 +549,7 @@ impl Call<'_> {
                 ),
             ));
         }
-        self.replica.canisters.remove(&args.canister_id);
+        self.subnet.canisters.remove(&args.canister_id);
         Ok(())
     }
 
@@ -556,8 +557,9 @@ impl Call<'_> {
         let (time, sender) = (self.time, self.sender);
         let id = args.canister_id;
         let state = self.controlled(id)?;
-        check_room(state, args.replace_snapshot.as_deref())?;
-        let canister = self.replica.canister_mut(&id)?;
+        let replaced = args.replace_snapshot.as_deref().map(SnapshotId::parse);
+        check_room(state, replaced.as_ref())?;
+        let canister = self.subnet.canister_mut(&id)?;
         let snapshot_id = ids::snapshot_id(canister.state.next_snapshot, &id);
         let Some(snapshot) = canister.snapshot(snapshot_id, time) else {
             return Err(Reject::new(
@@ -583,29 +585,30 @@ impl Call<'_> {
         let (time, sender) = (self.time, self.sender);
         let id = args.canister_id;
         self.controlled(id)?;
-        let owner = ids::parse_snapshot_id(&args.snapshot_id)
-            .map(|(_, owner)| owner)
-            .ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
+        let snapshot_id = SnapshotId::parse(&args.snapshot_id);
+        let owner = snapshot_id
+            .owner()
+            .ok_or_else(|| snapshot_not_found(&snapshot_id, &id))?;
         if owner != id {
             let owner_state = self
-                .replica
+                .subnet
                 .canister_mut(&owner)
-                .map_err(|_| snapshot_not_found(&args.snapshot_id, &id))?;
+                .map_err(|_| snapshot_not_found(&snapshot_id, &id))?;
             if !owner_state.state.is_controller(&sender) {
                 return Err(Reject::new(
                     ErrorCode::CanisterRejectedMessage,
                     format!(
                         "Only a controller of the canister that snapshot {} belongs to can load it on canister {id}.",
-                        ids::display_snapshot_id(&args.snapshot_id)
+                        snapshot_id
                     ),
                 ));
             }
         }
-        let owner_state = &mut self.replica.canister_mut(&owner)?.state;
-        let snapshot = find_snapshot(owner_state, &args.snapshot_id)?.clone();
-        let replica = &mut *self.replica;
-        let canister = replica.canisters.get_mut(&id).expect("checked");
-        canister.load(replica.engine, &mut replica.store, &snapshot, time, sender)
+        let owner_state = &mut self.subnet.canister_mut(&owner)?.state;
+        let snapshot = find_snapshot(owner_state, &snapshot_id)?.clone();
+        let subnet = &mut *self.subnet;
+        let canister = subnet.canisters.get_mut(&id).expect("checked");
+        canister.load(subnet.engine, &mut subnet.store, &snapshot, time, sender)
     }
 
     fn list_snapshots(&mut self, args: ic::CanisterIdRecord) -> Outcome<Vec<ic::Snapshot>> {
@@ -615,7 +618,7 @@ impl Call<'_> {
 
     fn delete_snapshot(&mut self, args: ic::DeleteCanisterSnapshotArgs) -> Outcome<()> {
         let state = self.controlled(args.canister_id)?;
-        find_snapshot(state, &args.snapshot_id)?;
+        find_snapshot(state, &SnapshotId::parse(&args.snapshot_id))?;
         state.snapshots.retain(|s| s.id != args.snapshot_id);
         Ok(())
     }
@@ -627,7 +630,8 @@ impl Call<'_> {
         args: ic::ReadCanisterSnapshotMetadataArgs,
     ) -> Outcome<ic::ReadCanisterSnapshotMetadataResult> {
         let state = self.visible(args.canister_id, |s| &s.snapshot_visibility)?;
-        Ok(transfer::metadata(find_snapshot(state, &args.snapshot_id)?))
+        let snapshot_id = SnapshotId::parse(&args.snapshot_id);
+        Ok(transfer::metadata(find_snapshot(state, &snapshot_id)?))
     }
 
     fn read_snapshot_data(
@@ -635,10 +639,10 @@ impl Call<'_> {
         args: ic::ReadCanisterSnapshotDataArgs,
     ) -> Outcome<ic::ReadCanisterSnapshotDataResult> {
         self.visible(args.canister_id, |s| &s.snapshot_visibility)?;
-        let replica = &*self.replica;
-        let state = &replica.canisters[&args.canister_id].state;
-        let snapshot = find_snapshot(state, &args.snapshot_id)?;
-        let chunk = transfer::read(snapshot, &replica.store, args.kind)?;
+        let subnet = &*self.subnet;
+        let state = &subnet.canisters[&args.canister_id].state;
+        let snapshot = find_snapshot(state, &SnapshotId::parse(&args.snapshot_id))?;
+        let chunk = transfer::read(snapshot, &subnet.store, args.kind)?;
         Ok(ic::ReadCanisterSnapshotDataResult { chunk })
     }
 
@@ -647,16 +651,14 @@ impl Call<'_> {
         args: ic::UploadCanisterSnapshotMetadataArgs,
     ) -> Outcome<ic::UploadCanisterSnapshotMetadataResult> {
         let time = self.time;
-        check_room(
-            self.controlled(args.canister_id)?,
-            args.replace_snapshot.as_deref(),
-        )?;
-        let replica = &mut *self.replica;
-        let canister = replica
+        let replaced = args.replace_snapshot.as_deref().map(SnapshotId::parse);
+        check_room(self.controlled(args.canister_id)?, replaced.as_ref())?;
+        let subnet = &mut *self.subnet;
+        let canister = subnet
             .canisters
             .get_mut(&args.canister_id)
             .expect("checked");
-        let memory64 = canister.memory64(replica.engine, &replica.store)?;
+        let memory64 = canister.memory64(subnet.engine, &subnet.store)?;
         let state = &mut canister.state;
         let id = ids::snapshot_id(state.next_snapshot, &state.id);
         let snapshot = transfer::from_metadata(id.clone(), time, state.version, memory64, &args)?;
@@ -670,9 +672,9 @@ impl Call<'_> {
 
     fn upload_snapshot_data(&mut self, args: ic::UploadCanisterSnapshotDataArgs) -> Outcome<()> {
         let state = self.controlled(args.canister_id)?;
-        find_snapshot(state, &args.snapshot_id)?;
-        let replica = &mut *self.replica;
-        let state = &mut replica
+        find_snapshot(state, &SnapshotId::parse(&args.snapshot_id))?;
+        let subnet = &mut *self.subnet;
+        let state = &mut subnet
             .canisters
             .get_mut(&args.canister_id)
             .expect("checked")
@@ -684,7 +686,7 @@ impl Call<'_> {
             .expect("found above");
         // Work on a copy so that a rejected upload leaves the snapshot as it was.
         let mut updated = snapshot.clone();
-        transfer::write(&mut updated, &mut replica.store, args.kind, &args.chunk)?;
+        transfer::write(&mut updated, &mut subnet.store, args.kind, &args.chunk)?;
         *snapshot = updated;
         Ok(())
     }
@@ -692,7 +694,7 @@ impl Call<'_> {
 
 /// Whether a new snapshot fits: `replace` must name one of the canister's own, or there must
 /// be fewer than the limit.
-fn check_room(state: &CanisterState, replace: Option<&[u8]>) -> Outcome<()> {
+fn check_room(state: &CanisterState, replace: Option<&SnapshotId>) -> Outcome<()> {
     match replace {
         Some(replaced) => find_snapshot(state, replaced).map(drop),
         None if state.snapshots.len() >= MAX_SNAPSHOTS => Err(Reject::new(
@@ -708,7 +710,7 @@ fn check_room(state: &CanisterState, replace: Option<&[u8]>) -> Outcome<()> {
 
 /// Creates a canister controlled by `controller` (or by the settings' controllers).
 pub(crate) fn create(
-    replica: &mut Replica,
+    subnet: &mut Subnet,
     controller: Principal,
     time: u64,
     settings: Option<ic::CanisterSettings>,
@@ -718,7 +720,7 @@ pub(crate) fn create(
     if let Some(settings) = settings {
         apply_settings(&mut defaults, settings)?;
     }
-    let id = replica.new_canister_id();
+    let id = subnet.new_canister_id();
     let controllers = defaults.controllers.clone();
     let mut state = CanisterState::new(id, defaults, cycles);
     state.record(
@@ -726,7 +728,7 @@ pub(crate) fn create(
         controller,
         crate::canister::state::ChangeKind::Creation(controllers),
     );
-    replica
+    subnet
         .canisters
         .insert(id, crate::canister::Canister::new(state));
     Ok(id)
@@ -741,31 +743,27 @@ fn describe(snapshot: &Snapshot) -> ic::Snapshot {
 }
 
 /// The canister's own snapshot `id` (IC0305 when unknown, IC0406 when another canister's).
-fn find_snapshot<'s>(state: &'s CanisterState, id: &[u8]) -> Outcome<&'s Snapshot> {
-    match ids::parse_snapshot_id(id) {
-        Some((_, owner)) if owner != state.id => Err(Reject::new(
+fn find_snapshot<'s>(state: &'s CanisterState, id: &SnapshotId) -> Outcome<&'s Snapshot> {
+    match id.owner() {
+        Some(owner) if owner != state.id => Err(Reject::new(
             ErrorCode::CanisterRejectedMessage,
             format!(
-                "The snapshot {} does not belong to canister {}.",
-                ids::display_snapshot_id(id),
+                "The snapshot {id} does not belong to canister {}.",
                 state.id
             ),
         )),
         _ => state
             .snapshots
             .iter()
-            .find(|s| s.id == id)
+            .find(|s| s.id == id.as_bytes())
             .ok_or_else(|| snapshot_not_found(id, &state.id)),
     }
 }
 
-fn snapshot_not_found(id: &[u8], canister: &Principal) -> Reject {
+fn snapshot_not_found(id: &SnapshotId, canister: &Principal) -> Reject {
     Reject::new(
         ErrorCode::CanisterSnapshotNotFound,
-        format!(
-            "Could not find the snapshot ID {} for canister {canister}.",
-            ids::display_snapshot_id(id)
-        ),
+        format!("Could not find the snapshot ID {id} for canister {canister}."),
     )
 }
 

@@ -4,7 +4,7 @@
 //! executions and before anything else changes state; opening replays the journal.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::VecDeque,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -15,17 +15,18 @@ use serde::{Deserialize, Serialize};
 use crate::canister::{
     Canister, Message, NO_CALL,
     calls::Origin,
-    engine::{Engine, Entry as EntryPoint},
+    engine::Entry as EntryPoint,
     env::{Context, Response},
     module::Metadata,
-    state::{CanisterState, Status},
+    state::CanisterState,
 };
 use crate::composite::Composite;
 use crate::error::{ErrorCode, Reject, StoreError};
 use crate::queue::Queued;
 use crate::scheduler::Ingress;
 use crate::store::{Hash, Opened, Record, Store};
-use crate::{ids, management, system_canisters};
+use crate::subnet::Subnet;
+use crate::{management, system_canisters};
 
 /// Largest argument of an ingress message (IC interface spec, "Resource limits").
 const MAX_ARG_BYTES: usize = 2 * 1024 * 1024;
@@ -81,22 +82,11 @@ pub struct CanisterFacts {
 }
 
 pub struct Replica {
+    subnet: Subnet,
     metadata_cache: std::sync::Mutex<std::collections::HashMap<Hash, Metadata>>,
-    pub(crate) store: Store,
-    pub(crate) engine: &'static Engine,
-    pub(crate) canisters: BTreeMap<Principal, Canister>,
-    pub(crate) next_canister: u64,
     last_time: u64,
-    subnet_id: Principal,
     /// Set while journaled executions run again at open: they are not journaled twice.
     replaying: bool,
-    pub(crate) last_instructions: u64,
-    pub(crate) queue: VecDeque<Queued>,
-    next_ingress: u64,
-    pub(crate) burned: u128,
-    random_draws: u64,
-    /// Answers to ingress messages, by number, until their caller takes them.
-    pub(crate) answered: HashMap<u64, Result<Vec<u8>, Reject>>,
     /// After a checkpoint failed, the number of journaled executions at which it is tried
     /// again: each try replays the journal, so retrying on every call makes a full disk crawl.
     retry_checkpoint_at: usize,
@@ -111,27 +101,17 @@ impl Replica {
             journal,
         } = Store::open(dir)?;
         let mut replica = Self {
+            subnet: Subnet::new(store),
             metadata_cache: Default::default(),
-            store,
-            engine: Engine::shared(),
-            canisters: BTreeMap::new(),
-            next_canister: 0,
             last_time: 0,
-            subnet_id: Principal::management_canister(),
             replaying: false,
-            last_instructions: 0,
-            queue: VecDeque::new(),
-            next_ingress: 0,
-            burned: 0,
-            random_draws: 0,
-            answered: HashMap::new(),
             retry_checkpoint_at: 0,
         };
         if replica.recover(manifest, journal)? {
             replica.checkpoint_now()?;
         }
-        let live = replica.live_objects();
-        replica.store.collect_garbage(&live)?;
+        let live = replica.subnet.live_objects();
+        replica.subnet.store.collect_garbage(&live)?;
         Ok(replica)
     }
 
@@ -146,22 +126,22 @@ impl Replica {
             Some(bytes) => self.restore(&bytes)?,
             None => 0,
         };
-        self.store.continue_after(covered);
+        self.subnet.store.continue_after(covered);
         let pending: Vec<&Record> = journal.iter().filter(|r| r.sequence > covered).collect();
         // Answers already given stand: the replay makes the state that gave them again.
-        let answered = std::mem::take(&mut self.answered);
+        let answered = std::mem::take(&mut self.subnet.answered);
         self.replaying = true;
         let replayed = pending.iter().try_for_each(|record| {
             let entry: Entry =
                 serde_cbor::from_slice(&record.bytes).map_err(|e| StoreError::Corrupt {
-                    path: self.store.dir().join("journal"),
+                    path: self.subnet.store.dir().join("journal"),
                     what: format!("record {} does not decode: {e}", record.sequence),
                 })?;
             self.replay(&entry);
             Ok(())
         });
         self.replaying = false;
-        self.answered = answered;
+        self.subnet.answered = answered;
         replayed.map(|()| !pending.is_empty())
     }
 
@@ -182,11 +162,11 @@ impl Replica {
                     method,
                     arg,
                 };
-                self.round(*time, Some(ingress));
+                self.subnet.round(*time, Some(ingress));
             }
             Entry::Tasks { time } => {
                 self.last_time = self.last_time.max(*time);
-                self.round(*time, None);
+                self.subnet.round(*time, None);
             }
         }
     }
@@ -194,7 +174,7 @@ impl Replica {
     /// Records an execution in the journal before it runs; when that fails, it does not run.
     fn journal(&mut self, entry: &Entry) -> Result<(), Reject> {
         let bytes = serde_cbor::to_vec(entry).expect("entries always encode");
-        self.store.log(&bytes).map(drop).map_err(|error| {
+        self.subnet.store.log(&bytes).map(drop).map_err(|error| {
             Reject::new(
                 ErrorCode::CanisterRejectedMessage,
                 format!(
@@ -208,7 +188,7 @@ impl Replica {
     /// journal already, so a checkpoint that fails (a full disk) fails no call: the state
     /// goes back to what is on disk, which holds them, and the next one tries again.
     fn checkpoint_if_due(&mut self) {
-        let logged = self.store.logged();
+        let logged = self.subnet.store.logged();
         if logged >= CHECKPOINT_EVERY.max(self.retry_checkpoint_at) && self.commit().is_err() {
             self.retry_checkpoint_at = logged + CHECKPOINT_EVERY;
         }
@@ -217,7 +197,7 @@ impl Replica {
     /// Makes every journaled execution part of a checkpoint, if there are any: what a
     /// server does on stopping, and what happens before any other change of state.
     pub fn checkpoint(&mut self) -> Result<(), Reject> {
-        if self.store.logged() > 0 {
+        if self.subnet.store.logged() > 0 {
             self.commit()?;
         }
         Ok(())
@@ -225,53 +205,29 @@ impl Replica {
 
     /// Makes the journal durable against power loss (a process crash cannot lose it).
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        self.store.sync_journal()
+        self.subnet.store.sync_journal()
     }
 
     /// The last journal record the manifest covers.
     fn restore(&mut self, bytes: &[u8]) -> Result<u64, StoreError> {
         let manifest: Manifest =
             serde_cbor::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-                path: self.store.dir().join("state"),
+                path: self.subnet.store.dir().join("state"),
                 what: format!("its contents do not decode: {e}"),
             })?;
-        self.next_canister = manifest.next_canister;
         self.last_time = manifest.last_time;
-        self.queue = manifest.queue;
-        self.next_ingress = manifest.next_ingress;
-        self.burned = manifest.burned;
-        self.random_draws = manifest.random_draws;
-        self.canisters = manifest
+        let subnet = &mut self.subnet;
+        subnet.next_canister = manifest.next_canister;
+        subnet.queue = manifest.queue;
+        subnet.next_ingress = manifest.next_ingress;
+        subnet.burned = manifest.burned;
+        subnet.random_draws = manifest.random_draws;
+        subnet.canisters = manifest
             .canisters
             .into_iter()
             .map(|state| (state.id, Canister::new(state)))
             .collect();
         Ok(manifest.journaled)
-    }
-
-    /// Every object the committed state refers to.
-    fn live_objects(&self) -> HashSet<Hash> {
-        let mut live = HashSet::new();
-        for canister in self.canisters.values() {
-            let state = &canister.state;
-            let codes = state
-                .code
-                .iter()
-                .chain(state.snapshots.iter().map(|s| &s.code));
-            for code in codes {
-                live.insert(code.module);
-                live.extend(code.heap.hashes());
-                live.extend(code.stable.hashes());
-            }
-            live.extend(state.chunks.keys());
-            live.extend(state.snapshots.iter().flat_map(|s| s.chunks.keys()));
-            let uploads = state
-                .snapshots
-                .iter()
-                .filter_map(|s| s.uploaded_module.as_ref());
-            live.extend(uploads.flat_map(|m| m.hashes()));
-        }
-        live
     }
 
     /// Makes the current state durable. When that fails, the state on disk is still the last
@@ -298,32 +254,26 @@ impl Replica {
 
     /// Writes the whole state, journaled executions included, as the new checkpoint.
     fn checkpoint_now(&mut self) -> Result<(), StoreError> {
-        for canister in self.canisters.values_mut() {
-            canister.save(&mut self.store);
-        }
+        self.subnet.save_memories();
+        let subnet = &self.subnet;
         let manifest = Manifest {
-            next_canister: self.next_canister,
+            next_canister: subnet.next_canister,
             last_time: self.last_time,
-            canisters: self.canisters.values().map(|c| c.state.clone()).collect(),
-            journaled: self.store.last_logged(),
-            queue: self.queue.clone(),
-            next_ingress: self.next_ingress,
-            burned: self.burned,
-            random_draws: self.random_draws,
+            canisters: subnet.canisters.values().map(|c| c.state.clone()).collect(),
+            journaled: subnet.store.last_logged(),
+            queue: subnet.queue.clone(),
+            next_ingress: subnet.next_ingress,
+            burned: subnet.burned,
+            random_draws: subnet.random_draws,
         };
         let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
-        self.store.commit(&bytes)
+        self.subnet.store.commit(&bytes)
     }
 
     /// Goes back to the state on disk: the last checkpoint and the journal after it.
     fn reload(&mut self) -> Result<(), StoreError> {
-        self.canisters.clear();
-        self.next_canister = 0;
-        self.queue.clear();
-        self.next_ingress = 0;
-        self.burned = 0;
-        self.random_draws = 0;
-        let (manifest, journal) = self.store.committed()?;
+        self.subnet.clear();
+        let (manifest, journal) = self.subnet.store.committed()?;
         self.recover(manifest, journal).map(drop)
     }
 
@@ -333,7 +283,7 @@ impl Replica {
         name: &str,
         create: impl FnOnce() -> Result<Vec<u8>, StoreError>,
     ) -> Result<(std::path::PathBuf, Vec<u8>), StoreError> {
-        self.store.keep_file(name, create)
+        self.subnet.store.keep_file(name, create)
     }
 
     /// Nanoseconds since the epoch, strictly increasing from call to call.
@@ -346,18 +296,18 @@ impl Replica {
     }
 
     pub fn subnet_id(&self) -> Principal {
-        self.subnet_id
+        self.subnet.id
     }
 
     /// Names this replica's subnet (the HTTP server derives it from its root key).
     pub fn set_subnet_id(&mut self, subnet_id: Principal) {
-        self.subnet_id = subnet_id;
+        self.subnet.id = subnet_id;
     }
 
     /// What the certified state tree shows of each canister.
     pub fn facts(&mut self) -> Vec<CanisterFacts> {
         let mut facts = Vec::new();
-        for canister in self.canisters.values() {
+        for canister in self.subnet.canisters.values() {
             let module_hash = canister.module_hash();
             let metadata = match module_hash {
                 Some(hash) => self.metadata_of(hash),
@@ -379,7 +329,8 @@ impl Replica {
         cache
             .entry(module)
             .or_insert_with(|| {
-                self.store
+                self.subnet
+                    .store
                     .get(&module)
                     .ok()
                     .and_then(|wasm| crate::canister::module::metadata(&wasm).ok())
@@ -390,7 +341,7 @@ impl Replica {
 
     /// The canisters on this replica.
     pub fn canister_ids(&self) -> Vec<Principal> {
-        self.canisters.keys().copied().collect()
+        self.subnet.canisters.keys().copied().collect()
     }
 
     /// An update call from `sender` (as ingress): to a canister, or to the management
@@ -437,7 +388,10 @@ impl Replica {
             method,
             arg,
         };
-        let number = self.round(time, Some(ingress)).expect("an ingress round");
+        let number = self
+            .subnet
+            .round(time, Some(ingress))
+            .expect("an ingress round");
         self.checkpoint_if_due();
         Ok(number)
     }
@@ -453,20 +407,21 @@ impl Replica {
     ) -> Result<u64, Reject> {
         // They read and write `state.code`, which executions only update at checkpoints.
         self.checkpoint()?;
-        let number = self.next_ingress();
+        let number = self.subnet.next_ingress();
         let time = self.now();
         if let Some((answer, changed)) =
-            system_canisters::call(self, sender, canister_id, method, arg, time)
+            system_canisters::call(&mut self.subnet, sender, canister_id, method, arg, time)
         {
             if changed {
                 self.commit()?;
             }
-            self.answered.insert(number, answer);
+            self.subnet.answered.insert(number, answer);
             return Ok(number);
         }
         let origin = Origin::Ingress(number);
         let handled = management::call(
-            self,
+            &mut self.subnet,
+            time,
             management::Request {
                 sender,
                 method,
@@ -484,7 +439,7 @@ impl Replica {
         if handled.changed {
             self.commit()?;
         }
-        self.apply(handled, origin, 0);
+        self.subnet.apply(handled, origin, 0);
         Ok(number)
     }
 
@@ -494,16 +449,16 @@ impl Replica {
     fn await_answer(&mut self, number: u64) -> Result<Vec<u8>, Reject> {
         const MAX_ROUNDS: usize = 1_000;
         for _ in 0..MAX_ROUNDS {
-            if let Some(answer) = self.answered.remove(&number) {
+            if let Some(answer) = self.subnet.answered.remove(&number) {
                 return answer;
             }
             let time = self.now();
-            if !self.has_messages(time) {
+            if !self.subnet.has_messages(time) {
                 break;
             }
             self.tick()?;
         }
-        self.answered.remove(&number).unwrap_or_else(|| {
+        self.subnet.answered.remove(&number).unwrap_or_else(|| {
             Err(Reject::new(
                 ErrorCode::CanisterDidNotReply,
                 "The call is still being processed: the calls it made are not answered yet; ask for its status later",
@@ -514,12 +469,12 @@ impl Replica {
     /// Whether messages are in flight: rounds have work that is not only system tasks.
     pub fn busy(&mut self) -> bool {
         let time = self.now();
-        self.has_messages(time)
+        self.subnet.has_messages(time)
     }
 
     /// The answer to ingress message `number`, once it is there (taken out: asked once).
     pub fn answer_of(&mut self, number: u64) -> Option<Result<Vec<u8>, Reject>> {
-        self.answered.remove(&number)
+        self.subnet.answered.remove(&number)
     }
 
     /// A query call: runs on the current state and changes nothing.
@@ -531,20 +486,13 @@ impl Replica {
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
         check_arg_size(arg)?;
-        if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
-        {
-            self.checkpoint()?;
+        if system_canisters::handles(canister_id) {
+            return system_canisters::query(&self.subnet, canister_id, method);
         }
         let time = self.now();
-        if let Some((answer, changed)) =
-            system_canisters::call(self, sender, canister_id, method, arg, time)
-        {
-            if changed {
-                self.commit()?;
-            }
-            return answer;
-        }
         if canister_id == Principal::management_canister() {
+            // Its query methods read the memories' sizes from `state.code`.
+            self.subnet.save_memories();
             let request = management::Request {
                 sender,
                 method,
@@ -553,7 +501,7 @@ impl Replica {
                 origin: Origin::System,
                 cycles: 0,
             };
-            let handled = management::call(self, request);
+            let handled = management::call(&mut self.subnet, time, request);
             return handled.reply.expect("queries answer at once");
         }
         self.run_query(sender, canister_id, method, arg, time)
@@ -567,10 +515,18 @@ impl Replica {
         arg: &[u8],
         time: u64,
     ) -> Result<Vec<u8>, Reject> {
-        self.check_running(&canister_id)?;
-        let (entry, context) = self.entry_point(&canister_id, method, Context::Query)?;
+        self.subnet.check_running(&canister_id)?;
+        let (entry, context) = self
+            .subnet
+            .entry_point(&canister_id, method, Context::Query)?;
         if context == Context::CompositeQuery {
-            return Composite::new(self, time).call(sender, canister_id, method, arg, 0);
+            return Composite::new(&mut self.subnet, time).call(
+                sender,
+                canister_id,
+                method,
+                arg,
+                0,
+            );
         }
         let message = Message {
             context,
@@ -578,17 +534,18 @@ impl Replica {
             method,
             arg,
             time,
-            subnet_id: self.subnet_id,
+            subnet_id: self.subnet.id,
             incoming: &NO_CALL,
         };
-        let canister = self.canisters.get_mut(&canister_id).expect("found above");
+        let subnet = &mut self.subnet;
+        let canister = subnet.canisters.get_mut(&canister_id).expect("found above");
         let executed = canister.execute(
-            self.engine,
-            &self.store,
+            subnet.engine,
+            &subnet.store,
             &message,
             EntryPoint::Export(&entry),
         )?;
-        self.last_instructions = executed.instructions;
+        self.subnet.last_instructions = executed.instructions;
         Response::answer(executed.response, &canister_id)
     }
 
@@ -602,76 +559,44 @@ impl Replica {
         arg: &[u8],
         time: u64,
     ) -> Result<(), Reject> {
-        self.check_running(&canister_id)?;
-        let (_, context) = self.entry_point(&canister_id, method, Context::Update)?;
+        self.subnet.check_running(&canister_id)?;
+        let (_, context) = self
+            .subnet
+            .entry_point(&canister_id, method, Context::Update)?;
         let message = Message {
             context,
             caller: sender,
             method,
             arg,
             time,
-            subnet_id: self.subnet_id,
+            subnet_id: self.subnet.id,
             incoming: &NO_CALL,
         };
         self.inspect(&canister_id, &message)
     }
 
-    pub(crate) fn check_running(&mut self, canister_id: &Principal) -> Result<(), Reject> {
-        match self.canister_mut(canister_id)?.state.status {
-            Status::Running => Ok(()),
-            Status::Stopping => Err(Reject::new(
-                ErrorCode::CanisterStopping,
-                format!("Canister {canister_id} is stopping"),
-            )),
-            Status::Stopped => Err(Reject::new(
-                ErrorCode::CanisterStopped,
-                format!(
-                    "Canister {canister_id} is stopped and therefore does not have a CallContextManager"
-                ),
-            )),
-        }
-    }
-
-    /// The next ingress message's number.
-    pub(crate) fn next_ingress(&mut self) -> u64 {
-        let number = self.next_ingress;
-        self.next_ingress += 1;
-        number
-    }
-
-    /// 32 bytes for `raw_rand`: from the subnet's sequence of draws, the same on replay.
-    pub(crate) fn draw_random(&mut self, time: u64) -> Vec<u8> {
-        use sha2::{Digest, Sha256};
-        let mut hasher = Sha256::new();
-        hasher.update(b"raw_rand");
-        hasher.update(self.subnet_id.as_slice());
-        hasher.update(self.random_draws.to_le_bytes());
-        hasher.update(time.to_le_bytes());
-        self.random_draws += 1;
-        hasher.finalize().to_vec()
-    }
-
     /// Cycles burned on this subnet so far (call fees, `cycles_burn128`, lost refunds).
     pub fn burned_cycles(&self) -> u128 {
-        self.burned
+        self.subnet.burned
     }
 
     /// Instructions the last successful call to a canister used (its performance counter).
     pub fn last_instructions(&self) -> u64 {
-        self.last_instructions
+        self.subnet.last_instructions
     }
 
     /// Lets the canister refuse an ingress update in `canister_inspect_message`, when it
     /// exports one (IC interface spec, "Message inspection").
     fn inspect(&mut self, canister_id: &Principal, message: &Message) -> Result<(), Reject> {
         const ENTRY: &str = "canister_inspect_message";
-        let canister = self
+        if !self.subnet.exports(canister_id, ENTRY) {
+            return Ok(());
+        }
+        let subnet = &mut self.subnet;
+        let canister = subnet
             .canisters
             .get_mut(canister_id)
             .expect("checked by caller");
-        if canister.exports(self.engine, &self.store, ENTRY)? != Some(true) {
-            return Ok(());
-        }
         let inspect = Message {
             context: Context::InspectMessage,
             ..*message
@@ -679,8 +604,8 @@ impl Replica {
         // A trap in inspection refuses the message as a decline does: before it runs.
         let executed = canister
             .execute(
-                self.engine,
-                &self.store,
+                subnet.engine,
+                &subnet.store,
                 &inspect,
                 EntryPoint::Export(ENTRY),
             )
@@ -699,95 +624,13 @@ impl Replica {
     /// calls this first; a server calls it on a clock.
     pub fn tick(&mut self) -> Result<(), Reject> {
         let time = self.now();
-        if self.due_tasks(time).is_empty() && !self.has_messages(time) {
+        if self.subnet.due_tasks(time).is_empty() && !self.subnet.has_messages(time) {
             return Ok(());
         }
         self.journal(&Entry::Tasks { time })?;
-        self.round(time, None);
+        self.subnet.round(time, None);
         self.checkpoint_if_due();
         Ok(())
-    }
-
-    /// Which export serves `method` for this kind of call (a query may also be answered by a
-    /// composite query; an update call may run a query method, as on the IC).
-    pub(crate) fn entry_point(
-        &mut self,
-        canister_id: &Principal,
-        method: &str,
-        context: Context,
-    ) -> Result<(String, Context), Reject> {
-        if context == Context::Update {
-            let canister = self
-                .canisters
-                .get_mut(canister_id)
-                .expect("checked by caller");
-            let composite = format!("canister_composite_query {method}");
-            if canister.exports(self.engine, &self.store, &composite)? == Some(true) {
-                return Err(Reject::new(
-                    ErrorCode::CompositeQueryCalledInReplicatedMode,
-                    format!(
-                        "Error from Canister {canister_id}: Composite query cannot be called in replicated mode"
-                    ),
-                )
-                .ingress_filter());
-            }
-        }
-        let candidates: &[(&str, Context)] = match context {
-            Context::Update => &[
-                ("canister_update", Context::Update),
-                ("canister_query", Context::ReplicatedQuery),
-            ],
-            _ => &[
-                ("canister_query", Context::Query),
-                ("canister_composite_query", Context::CompositeQuery),
-            ],
-        };
-        let canister = self
-            .canisters
-            .get_mut(canister_id)
-            .expect("checked by caller");
-        for (kind, context) in candidates {
-            let entry = format!("{kind} {method}");
-            match canister.exports(self.engine, &self.store, &entry)? {
-                None => {
-                    return Err(Reject::new(
-                        ErrorCode::CanisterWasmModuleNotFound,
-                        format!(
-                            "Error from Canister {canister_id}: Attempted to execute a message, but the canister contains no Wasm module."
-                        ),
-                    )
-                    .ingress_filter());
-                }
-                Some(true) => return Ok((entry, *context)),
-                Some(false) => {}
-            }
-        }
-        let kind = if context == Context::Update {
-            "update"
-        } else {
-            "query"
-        };
-        Err(Reject::new(
-            ErrorCode::CanisterMethodNotFound,
-            format!("Error from Canister {canister_id}: Canister has no {kind} method '{method}'."),
-        )
-        .ingress_filter())
-    }
-
-    pub(crate) fn canister_mut(&mut self, id: &Principal) -> Result<&mut Canister, Reject> {
-        self.canisters.get_mut(id).ok_or_else(|| {
-            Reject::new(
-                ErrorCode::CanisterNotFound,
-                format!("Canister {id} not found"),
-            )
-            .ingress_filter()
-        })
-    }
-
-    pub(crate) fn new_canister_id(&mut self) -> Principal {
-        let id = ids::canister_id(self.next_canister);
-        self.next_canister += 1;
-        id
     }
 }
 

@@ -10,17 +10,16 @@
 use candid::{Encode, Principal};
 
 use crate::canister::{
-    Executed,
+    Executed, Message,
     calls::{CallContext, Incoming, Origin},
     engine::Entry,
     env::{Context, Response as Answered},
     state::Status,
-    {Canister, Message},
 };
 use crate::error::{Reject, RejectCode};
 use crate::management::{self, Handled};
 use crate::queue::{Payload, Queued, Request, Response};
-use crate::replica::Replica;
+use crate::subnet::Subnet;
 
 /// Executions a round runs at most, so that canisters calling each other without end
 /// cannot hold the subnet: what is left waits for the next round.
@@ -34,7 +33,7 @@ pub struct Ingress<'a> {
     pub arg: &'a [u8],
 }
 
-impl Replica {
+impl Subnet {
     /// Runs one round at `time`: `ingress` (or, with none, the system tasks due), then
     /// queued messages. Returns the number the ingress message is known by.
     pub(crate) fn round(&mut self, time: u64, ingress: Option<Ingress>) -> Option<u64> {
@@ -107,13 +106,13 @@ impl Replica {
 
     fn deliver_request(&mut self, request: Request, time: u64) {
         if request.receiver == Principal::management_canister() {
-            return self.deliver_to_management(request);
+            return self.deliver_to_management(request, time);
         }
         let (entry, context) = match self.callee(&request) {
             Ok(found) => found,
             Err(reject) => return self.answer(request.origin, Err(reject), request.cycles),
         };
-        let subnet_id = self.subnet_id();
+        let subnet_id = self.id;
         let canister = self.canisters.get_mut(&request.receiver).expect("found");
         let context_id = canister.state.calls.open(CallContext {
             origin: request.origin,
@@ -151,12 +150,11 @@ impl Replica {
 
     /// A call to the management canister from a canister: the canister is the caller. The
     /// methods read memories from `state.code`, so executions so far are written there first.
-    fn deliver_to_management(&mut self, request: Request) {
-        for canister in self.canisters.values_mut() {
-            canister.save(&mut self.store);
-        }
+    fn deliver_to_management(&mut self, request: Request, time: u64) {
+        self.save_memories();
         let handled = management::call(
             self,
+            time,
             management::Request {
                 sender: request.sender,
                 method: &request.method,
@@ -172,7 +170,7 @@ impl Replica {
     /// Runs the callback of `response`, after crediting its refund; a trapping callback runs
     /// the call's cleanup on the state before it (IC interface spec, "Callback invocation").
     fn deliver_response(&mut self, response: Response, time: u64) {
-        let subnet_id = self.subnet_id();
+        let subnet_id = self.id;
         let id = response.receiver;
         let Some(canister) = self.canisters.get_mut(&id) else {
             self.burned += response.refund;
@@ -332,7 +330,7 @@ impl Replica {
     /// once its time has come (deactivating it), and its heartbeat. Each runs in a call
     /// context of its own, which nobody waits on.
     pub(crate) fn run_tasks(&mut self, time: u64) {
-        let subnet_id = self.subnet_id();
+        let subnet_id = self.id;
         for (id, entry) in self.due_tasks(time) {
             let canister = self.canisters.get_mut(&id).expect("listed above");
             if entry == "canister_global_timer" {
@@ -362,18 +360,23 @@ impl Replica {
 
     /// The system tasks due at `time`: (canister, export).
     pub(crate) fn due_tasks(&mut self, time: u64) -> Vec<(Principal, &'static str)> {
+        let running: Vec<(Principal, bool)> = self
+            .canisters
+            .values()
+            .filter(|c| c.state.status == Status::Running)
+            .map(|c| {
+                let timer = c.state.global_timer;
+                (c.id(), timer != 0 && timer <= time)
+            })
+            .collect();
         let mut due = Vec::new();
-        for canister in self.canisters.values_mut() {
-            if canister.state.status != Status::Running {
-                continue;
-            }
-            let timer_due = canister.state.global_timer != 0 && canister.state.global_timer <= time;
+        for (id, timer_due) in running {
             for (entry, is_due) in [
                 ("canister_global_timer", timer_due),
                 ("canister_heartbeat", true),
             ] {
-                if is_due && exports(canister, self.engine, &self.store, entry) {
-                    due.push((canister.id(), entry));
+                if is_due && self.exports(&id, entry) {
+                    due.push((id, entry));
                 }
             }
         }
@@ -410,13 +413,4 @@ impl Replica {
             }));
         }
     }
-}
-
-fn exports(
-    canister: &mut Canister,
-    engine: &crate::canister::engine::Engine,
-    store: &crate::store::Store,
-    entry: &str,
-) -> bool {
-    canister.exports(engine, store, entry).ok().flatten() == Some(true)
 }

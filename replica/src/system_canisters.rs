@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::candid_args;
 use crate::error::{ErrorCode, Reject};
 use crate::management;
-use crate::replica::Replica;
+use crate::subnet::Subnet;
 
 pub fn cycles_ledger() -> Principal {
     Principal::from_text("um5iw-rqaaa-aaaaq-qaaba-cai").expect("valid id")
@@ -55,7 +55,7 @@ pub fn handles(canister: Principal) -> bool {
 /// Answers a call to a system canister, and says whether the state changed (for the caller
 /// to commit); `None` when `canister` is not one.
 pub fn call(
-    replica: &mut Replica,
+    subnet: &mut Subnet,
     sender: Principal,
     canister: Principal,
     method: &str,
@@ -64,15 +64,12 @@ pub fn call(
 ) -> Option<(Result<Vec<u8>, Reject>, bool)> {
     let answer = if canister == cycles_minting_canister() {
         match method {
-            "get_default_subnets" => (
-                Ok(Encode!(&vec![replica.subnet_id()]).expect("encodes")),
-                false,
-            ),
+            "get_default_subnets" => (Ok(Encode!(&vec![subnet.id]).expect("encodes")), false),
             _ => (Err(no_method(&canister, method)), false),
         }
     } else if canister == cycles_ledger() {
         match method {
-            "create_canister" => create_canister(replica, sender, arg, time),
+            "create_canister" => create_canister(subnet, sender, arg, time),
             _ => (Err(no_method(&canister, method)), false),
         }
     } else {
@@ -81,10 +78,26 @@ pub fn call(
     Some(answer)
 }
 
+/// Answers a query call to a system canister: only the CMC's `get_default_subnets` is one.
+pub fn query(subnet: &Subnet, canister: Principal, method: &str) -> Result<Vec<u8>, Reject> {
+    if canister == cycles_minting_canister() && method == "get_default_subnets" {
+        return Ok(default_subnets(subnet));
+    }
+    Err(Reject::new(
+        ErrorCode::CanisterMethodNotFound,
+        format!("Error from Canister {canister}: Canister has no query method '{method}'."),
+    )
+    .ingress_filter())
+}
+
+fn default_subnets(subnet: &Subnet) -> Vec<u8> {
+    Encode!(&vec![subnet.id]).expect("encodes")
+}
+
 /// Creates a canister with `amount` cycles, as the cycles ledger would after charging it;
 /// says whether it did.
 fn create_canister(
-    replica: &mut Replica,
+    subnet: &mut Subnet,
     sender: Principal,
     arg: &[u8],
     time: u64,
@@ -103,7 +116,7 @@ fn create_canister(
         .unwrap_or(u128::MAX)
         .min(u128::from(u64::MAX));
     let settings = args.creation_args.and_then(|c| c.settings);
-    let (result, created) = match management::create(replica, sender, time, settings, cycles) {
+    let (result, created) = match management::create(subnet, sender, time, settings, cycles) {
         Ok(canister_id) => {
             let success = CreateCanisterSuccess {
                 block_id: Nat::from(time),

@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use crate::common::relay::{Forwarded, Outcome};
 use crate::common::{Local, chat_wasm, user};
 use candid::{Decode, Encode};
 use ic_management_canister_types as ic;
@@ -132,6 +133,27 @@ fn observe(replica: &mut replica::Replica, relays: &[candid::Principal]) -> Stri
     seen.join("\n")
 }
 
+/// When `canister`'s snapshots were taken, as its controller `by` lists them: by a call
+/// from a canister, since a user's call to the management canister checkpoints first.
+fn snapshot_times(
+    replica: &mut replica::Replica,
+    by: candid::Principal,
+    canister: candid::Principal,
+) -> Vec<u64> {
+    let id = Encode!(&ic::CanisterIdRecord {
+        canister_id: canister
+    })
+    .unwrap();
+    let management = candid::Principal::management_canister();
+    let arg = Encode!(&management, &"list_canister_snapshots", &id, &0u128).unwrap();
+    let forwarded = replica.update(user(), by, "forward", &arg).unwrap();
+    let Outcome::Reply(listed) = Decode!(&forwarded, Forwarded).unwrap().outcome else {
+        panic!("the controller lists the snapshots")
+    };
+    let snapshots = Decode!(&listed, Vec<ic::Snapshot>).unwrap();
+    snapshots.iter().map(|s| s.taken_at_timestamp).collect()
+}
+
 #[test]
 fn calls_between_canisters_and_calls_in_flight_survive_an_abort() {
     const TEST: &str = "calls_between_canisters_and_calls_in_flight_survive_an_abort";
@@ -153,6 +175,12 @@ fn calls_between_canisters_and_calls_in_flight_survive_an_abort() {
         replica
             .update(user(), b, "random", &Encode!().unwrap())
             .unwrap();
+        // A controller canister's snapshot: replayed, it is taken at the same time.
+        replica
+            .update(user(), a, "backup", &Encode!(&c).unwrap())
+            .unwrap();
+        let taken = format!("{:?}", snapshot_times(&mut replica, a, c));
+        std::fs::write(dir.join("taken"), taken).unwrap();
         // Left in flight: c calls itself 20,000 times, over several rounds.
         let long = forward(c, "count_by_self_calls", Encode!(&20_000u32).unwrap(), 0);
         replica.submit(user(), b, "forward", &long).unwrap();
@@ -163,6 +191,13 @@ fn calls_between_canisters_and_calls_in_flight_survive_an_abort() {
     let relays: Vec<_> = (0..3)
         .map(|_| local.deploy(crate::common::relay_wasm()))
         .collect();
+    local.update_settings(
+        relays[2],
+        ic::CanisterSettings {
+            controllers: Some(vec![user(), relays[0]]),
+            ..Default::default()
+        },
+    );
     drop(local.replica);
     in_child(TEST, local.dir.path());
 
@@ -185,4 +220,10 @@ fn calls_between_canisters_and_calls_in_flight_survive_an_abort() {
         replica.tick().unwrap();
     }
     assert_eq!(counter(&mut replica), 20_000);
+    let taken = std::fs::read_to_string(local.dir.path().join("taken")).unwrap();
+    assert_eq!(
+        format!("{:?}", snapshot_times(&mut replica, relays[0], relays[2])),
+        taken,
+        "a snapshot taken by a canister is taken at another time on replay"
+    );
 }

@@ -394,3 +394,30 @@ fn a_module_that_keeps_its_heap_is_upgraded_only_with_keep_and_keeps_what_pre_up
     bump(&mut local);
     assert_eq!(read(&mut local), [85, 4]);
 }
+
+/// The cycles ledger's `create_canister` is an update: as a query it is refused as the IC
+/// refuses a query to an update method, and creates nothing; the CMC's
+/// `get_default_subnets` is a query and answers this subnet.
+#[test]
+fn a_query_to_a_system_canister_changes_nothing() {
+    let mut local = Local::new();
+    let ledger = Principal::from_text("um5iw-rqaaa-aaaaq-qaaba-cai").unwrap();
+    let cmc = Principal::from_text("rkp4c-7iaaa-aaaaa-aaaca-cai").unwrap();
+    let arg = Encode!(&(Nat::from(1_000_000_000_000u64), None::<()>)).unwrap();
+    let refused = local
+        .replica
+        .query(user(), ledger, "create_canister", &arg)
+        .unwrap_err();
+    assert_eq!(refused.error_code, Some(ErrorCode::CanisterMethodNotFound));
+    assert_eq!(
+        refused.message,
+        format!("Error from Canister {ledger}: Canister has no query method 'create_canister'.")
+    );
+    assert!(local.replica.canister_ids().is_empty());
+    let subnets = local
+        .replica
+        .query(user(), cmc, "get_default_subnets", &Encode!().unwrap())
+        .unwrap();
+    let subnets = Decode!(&subnets, Vec<Principal>).unwrap();
+    assert_eq!(subnets, vec![local.replica.subnet_id()]);
+}
