@@ -274,6 +274,7 @@ fn over_http(wasm: &[u8], calls: usize) -> Vec<Duration> {
     let key = ic_ed25519::PrivateKey::generate();
     let sender = http_client::principal_of(&key);
     let path = format!("/api/v4/canister/{chat}/call");
+    let mut connection = http_client::Connection::open(server.address);
     let latencies = (0..calls)
         .map(|n| {
             let expiry = http_client::now() + 60_000_000_000;
@@ -286,7 +287,7 @@ fn over_http(wasm: &[u8], calls: usize) -> Vec<Duration> {
             );
             let body = http_client::envelope(content, Some(&key));
             let started = Instant::now();
-            let (status, _) = http_client::post(server.address, &path, &body);
+            let (status, _) = connection.post(&path, &body);
             assert_eq!(status, 200);
             started.elapsed()
         })
@@ -299,7 +300,7 @@ fn over_http(wasm: &[u8], calls: usize) -> Vec<Duration> {
 const CLIENTS: usize = 8;
 
 /// Calls per second of `clients` clients, each making `calls` certified synchronous appends
-/// one after another, all at once.
+/// one after another on its own kept-alive connection, all at once.
 fn concurrent_http(wasm: &[u8], clients: usize, calls: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let (runtime, server, chat) = serve(dir.path(), wasm);
@@ -312,13 +313,14 @@ fn concurrent_http(wasm: &[u8], clients: usize, calls: usize) -> f64 {
             std::thread::spawn(move || {
                 let key = ic_ed25519::PrivateKey::generate();
                 let sender = http_client::principal_of(&key);
+                let mut connection = http_client::Connection::open(address);
                 for n in 0..calls {
                     let expiry = http_client::now() + 60_000_000_000;
                     let message = Encode!(&format!("client {client} message {n}")).unwrap();
                     let content =
                         http_client::call_content(sender, chat, "append", message, expiry);
                     let body = http_client::envelope(content, Some(&key));
-                    let (status, _) = http_client::post(address, &path, &body);
+                    let (status, _) = connection.post(&path, &body);
                     assert_eq!(status, 200);
                 }
             })

@@ -73,6 +73,18 @@ async fn forward_bounded(
     outcome(call.await)
 }
 
+/// The deadline of the call being answered: 0 for ingress and unbounded-wait calls.
+#[update]
+fn deadline() -> u64 {
+    api::msg_deadline().map_or(0, |deadline| deadline.get())
+}
+
+/// The same from a query method, where it is always 0.
+#[query]
+fn deadline_in_query() -> u64 {
+    api::msg_deadline().map_or(0, |deadline| deadline.get())
+}
+
 /// Passes `text` along `hops` (A → B → C …); the last one answers, and each adds its mark.
 #[update]
 async fn chain(hops: Vec<Principal>, text: String) -> String {

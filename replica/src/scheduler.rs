@@ -122,9 +122,14 @@ impl Subnet {
             responded: false,
             outstanding: 0,
         });
+        // Queries, even run as updates, see no deadline (IC interface spec, "Deadline").
+        let deadline = match context {
+            Context::Update => request.deadline,
+            _ => 0,
+        };
         let incoming = Incoming {
             available: request.cycles,
-            deadline: request.deadline,
+            deadline,
             ..Incoming::default()
         };
         let message = Message {

@@ -13,6 +13,13 @@ use crate::store::{self, Hash, Store};
 /// Stands for an all-zero page, which is never stored.
 const ZERO: Hash = [0; 32];
 
+/// Whether a page (or a shorter last one) is all zeros: compared with zeros as a whole,
+/// which runs as a vectorised `memcmp` rather than a byte at a time.
+fn is_zero(page: &[u8]) -> bool {
+    static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
+    page == &ZEROS[..page.len()]
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryImage {
     /// Length in bytes, a multiple of the page size.
@@ -40,7 +47,7 @@ impl MemoryImage {
             });
             let hash = match unchanged {
                 Some(hash) => hash,
-                None if page.iter().all(|b| *b == 0) => ZERO,
+                None if is_zero(page) => ZERO,
                 None => {
                     let hash = store::hash(page);
                     store.put_hashed(hash, page);
@@ -120,7 +127,7 @@ impl MemoryImage {
             let to = page.len().min(from + (end - at) as usize);
             let source = (at - offset) as usize;
             page[from..to].copy_from_slice(&data[source..source + to - from]);
-            let hash = if page.iter().all(|b| *b == 0) {
+            let hash = if is_zero(&page) {
                 ZERO
             } else {
                 let hash = store::hash(&page);

@@ -1,11 +1,13 @@
 //! The certificates of synchronous calls' answers, signed in batches as the IC certifies
 //! once per round: the answers that come while one batch is being signed are certified
-//! together next, with one BLS signature for all of them. Each caller gets a witness of
-//! the same tree revealing its own request status (the others pruned to hashes), so the one
-//! signature over the tree's root serves every one.
+//! together next, with one BLS signature for all of them, and a batch waits a moment for
+//! the calls still running when it starts. Each caller gets a witness of the same tree
+//! revealing its own request status (the others pruned to hashes), so the one signature
+//! over the tree's root serves every one.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use ic_transport_types::RequestId;
 
@@ -14,10 +16,15 @@ use super::keys::Keys;
 use super::server::{now, set_statuses};
 use super::tree::{self, Node};
 
+/// How long a batch waits for calls still running to join it. A signature costs about a
+/// millisecond of CPU, so under load waiting that long makes each batch several calls
+/// larger; with no other call running, nothing waits. The IC's rounds take far longer.
+const LINGER: Duration = Duration::from_millis(2);
+
 #[derive(Default)]
 pub struct Batches {
     state: Mutex<State>,
-    signed: Condvar,
+    changed: Condvar,
 }
 
 #[derive(Default)]
@@ -28,34 +35,79 @@ struct State {
     signing: bool,
     /// Certificates made, until their callers take them.
     certified: HashMap<RequestId, Vec<u8>>,
+    /// Synchronous calls running that will ask for a certificate.
+    coming: usize,
+}
+
+/// A synchronous call on its way to its certificate, from when it is received: batches
+/// wait a little for it (`LINGER`). Dropped without asking (a call refused, or answered
+/// 202), it is waited for no longer.
+pub struct Coming<'b> {
+    batches: &'b Batches,
+    arrived: bool,
+}
+
+impl Drop for Coming<'_> {
+    fn drop(&mut self) {
+        if !self.arrived {
+            let mut state = self.batches.state.lock().expect("not poisoned");
+            state.coming -= 1;
+            self.batches.changed.notify_all();
+        }
+    }
 }
 
 impl Batches {
+    /// Counts a synchronous call just received as coming to ask for a certificate.
+    pub fn coming(&self) -> Coming<'_> {
+        self.state.lock().expect("not poisoned").coming += 1;
+        Coming {
+            batches: self,
+            arrived: false,
+        }
+    }
+
     /// The certificate of request `id`'s status: this thread signs the next batch when no
     /// other does, else waits for the batch that takes `id` in.
     pub fn certificate(
         &self,
+        mut coming: Coming,
         id: RequestId,
         certify: impl Fn(&[RequestId]) -> Vec<(RequestId, Vec<u8>)>,
     ) -> Vec<u8> {
         let mut state = self.state.lock().expect("not poisoned");
         state.waiting.push(id);
+        state.coming -= 1;
+        coming.arrived = true;
+        self.changed.notify_all();
         loop {
             if let Some(certificate) = state.certified.remove(&id) {
                 return certificate;
             }
             if state.signing {
-                state = self.signed.wait(state).expect("not poisoned");
+                state = self.changed.wait(state).expect("not poisoned");
                 continue;
             }
             state.signing = true;
+            let until = Instant::now() + LINGER;
+            while state.coming > 0 {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = self
+                    .changed
+                    .wait_timeout(state, left)
+                    .expect("not poisoned")
+                    .0;
+            }
             let batch = std::mem::take(&mut state.waiting);
             drop(state);
             let certificates = certify(&batch);
             state = self.state.lock().expect("not poisoned");
             state.signing = false;
             state.certified.extend(certificates);
-            self.signed.notify_all();
+            self.changed.notify_all();
         }
     }
 }

@@ -206,15 +206,17 @@ async fn canister_endpoint(
             .into_response();
     };
     let blocking = tokio::task::spawn_blocking(move || {
+        let synchronous = kind == "call" && matches!(version.as_str(), "v3" | "v4");
+        let coming = synchronous.then(|| shared.answers.coming());
         let ingress = match ingress::authenticate(&body, now()) {
             Ok(ingress) => ingress,
             Err(error) => return bad_request(error),
         };
-        match (kind.as_str(), version.as_str()) {
-            ("call", "v2") => call(&shared, ingress, effective, false),
-            ("call", "v3" | "v4") => call(&shared, ingress, effective, true),
-            ("query", "v2" | "v3") => query(&shared, ingress, effective),
-            ("read_state", "v2" | "v3") => {
+        match (kind.as_str(), version.as_str(), coming) {
+            ("call", "v2", _) => call(&shared, ingress, effective, None),
+            ("call", _, Some(coming)) => call(&shared, ingress, effective, Some(coming)),
+            ("query", "v2" | "v3", _) => query(&shared, ingress, effective),
+            ("read_state", "v2" | "v3", _) => {
                 read_state(&shared, ingress, Endpoint::Canister(effective))
             }
             _ => (
@@ -303,7 +305,14 @@ fn check_target(
     Ok(())
 }
 
-fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bool) -> Response {
+/// A call; `coming` for a synchronous one (v3, v4), which is answered with its certificate.
+fn call(
+    shared: &Shared,
+    ingress: Ingress,
+    effective: Principal,
+    coming: Option<batch::Coming>,
+) -> Response {
+    let synchronous = coming.is_some();
     let EnvelopeContent::Call {
         canister_id,
         method_name,
@@ -327,21 +336,23 @@ fn call(shared: &Shared, ingress: Ingress, effective: Principal, synchronous: bo
     // IC interface spec, "Request: Call": a call the ingress filter refuses is answered at
     // once with a non-replicated rejection (v2: the reject alone) and has no status to read;
     // one not done in time is answered 202, and its status is read with read_state.
-    match (refused, synchronous) {
-        (Some(reject), true) => cbor_response(
+    match (refused, coming) {
+        (Some(reject), Some(_)) => cbor_response(
             StatusCode::OK,
             &TransportCallResponse::NonReplicatedRejection(reject_response(&reject)),
         ),
-        (Some(reject), false) => cbor_response(StatusCode::OK, &reject_response(&reject)),
-        (None, false) => StatusCode::ACCEPTED.into_response(),
-        (None, true) if shared.processing(&ingress.request_id) => {
+        (Some(reject), None) => cbor_response(StatusCode::OK, &reject_response(&reject)),
+        (None, None) => StatusCode::ACCEPTED.into_response(),
+        (None, Some(_)) if shared.processing(&ingress.request_id) => {
             StatusCode::ACCEPTED.into_response()
         }
-        (None, true) => {
-            let certificate = shared.answers.certificate(ingress.request_id, |batch| {
-                let history = shared.history.lock().expect("not poisoned");
-                batch::certify(&shared.keys, &history, batch)
-            });
+        (None, Some(coming)) => {
+            let certificate = shared
+                .answers
+                .certificate(coming, ingress.request_id, |batch| {
+                    let history = shared.history.lock().expect("not poisoned");
+                    batch::certify(&shared.keys, &history, batch)
+                });
             cbor_response(
                 StatusCode::OK,
                 &TransportCallResponse::Replied { certificate },

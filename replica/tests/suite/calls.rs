@@ -524,3 +524,140 @@ fn a_trapping_callback_is_undone_its_cleanup_runs_and_the_caller_gets_the_trap()
         "{refused}"
     );
 }
+
+/// A canister as a factory: it creates a canister with cycles attached (they become the new
+/// canister's balance), installs the chat on it and reads its status, all by calls; it is
+/// the new canister's controller, and the user is not.
+#[test]
+fn a_canister_creates_a_canister_and_installs_code_on_it() {
+    let mut local = Local::new();
+    let [factory] = relays(&mut local, 1)[..] else {
+        unreachable!()
+    };
+    let management = Principal::management_canister();
+    let before = cycles_in(&mut local, &[factory]);
+    let create = Encode!(&ic::CreateCanisterArgs::default()).unwrap();
+    let created = forward(
+        &mut local,
+        factory,
+        management,
+        "create_canister",
+        create,
+        2_000_000_000_000,
+    );
+    let Outcome::Reply(bytes) = created.outcome else {
+        panic!("{created:?}")
+    };
+    let child = Decode!(&bytes, ic::CanisterIdRecord).unwrap().canister_id;
+    assert_eq!(
+        created.refunded, 0,
+        "create_canister keeps what is attached"
+    );
+    let child_cycles = u128::try_from(status_by(&mut local, factory, child).cycles.0).unwrap();
+    assert_eq!(child_cycles, 2_000_000_000_000);
+    assert_eq!(
+        cycles_in(&mut local, &[factory]) + child_cycles,
+        before,
+        "cycles were made or lost"
+    );
+
+    let install = Encode!(&ic::InstallCodeArgs {
+        mode: ic::CanisterInstallMode::Install,
+        canister_id: child,
+        wasm_module: chat_wasm(),
+        arg: Encode!().unwrap(),
+        sender_canister_version: None,
+    })
+    .unwrap();
+    let installed = forward(&mut local, factory, management, "install_code", install, 0);
+    assert!(
+        matches!(installed.outcome, Outcome::Reply(_)),
+        "{installed:?}"
+    );
+    local
+        .update::<()>(child, "append", ("made by a canister",))
+        .unwrap();
+    let messages: Vec<String> = local.query(child, "dump", ()).unwrap();
+    assert_eq!(messages, ["made by a canister"]);
+
+    let status = status_by(&mut local, factory, child);
+    assert_eq!(status.settings.controllers, vec![factory]);
+    assert_eq!(
+        status.module_hash,
+        Some(replica::store::hash(&chat_wasm()).to_vec())
+    );
+    let refused = local
+        .management::<()>(
+            user(),
+            "stop_canister",
+            ic::CanisterIdRecord { canister_id: child },
+        )
+        .unwrap_err();
+    assert_eq!(
+        refused.error_code,
+        Some(replica::ErrorCode::CanisterInvalidController)
+    );
+}
+
+/// `canister`'s status as its controller `by` reads it, by a call.
+fn status_by(local: &mut Local, by: Principal, canister: Principal) -> ic::CanisterStatusResult {
+    let id = Encode!(&ic::CanisterIdRecord {
+        canister_id: canister
+    })
+    .unwrap();
+    let management = Principal::management_canister();
+    let status = forward(local, by, management, "canister_status", id, 0);
+    let Outcome::Reply(bytes) = status.outcome else {
+        panic!("{status:?}")
+    };
+    Decode!(&bytes, ic::CanisterStatusResult).unwrap()
+}
+
+/// `msg_deadline` is 0 for ingress and unbounded-wait calls, and for a bounded-wait call the
+/// time it was made plus its timeout (IC interface spec, "Deadline").
+#[test]
+fn msg_deadline_is_the_bounded_wait_calls_deadline_and_zero_otherwise() {
+    let mut local = Local::new();
+    let [a, b] = relays(&mut local, 2)[..] else {
+        unreachable!()
+    };
+    let no_arg = Encode!().unwrap();
+    assert_eq!(local.update::<u64>(b, "deadline", ()).unwrap(), 0);
+    let unbounded = forward(&mut local, a, b, "deadline", no_arg.clone(), 0);
+    let Outcome::Reply(bytes) = unbounded.outcome else {
+        panic!("{unbounded:?}")
+    };
+    assert_eq!(Decode!(&bytes, u64).unwrap(), 0);
+
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let before = wall();
+    let bounded: Outcome = local
+        .update(
+            a,
+            "forward_bounded",
+            (b, "deadline".to_owned(), no_arg.clone(), 30u32),
+        )
+        .unwrap();
+    let after = wall();
+    let Outcome::Reply(bytes) = bounded else {
+        panic!("{bounded:?}")
+    };
+    let made_at = Decode!(&bytes, u64).unwrap() - 30_000_000_000;
+    assert!(
+        (before..=after + 1_000_000_000).contains(&made_at),
+        "made at {made_at}, between {before} and {after}"
+    );
+    let to_query: Outcome = local
+        .update(
+            a,
+            "forward_bounded",
+            (b, "deadline_in_query".to_owned(), no_arg, 30u32),
+        )
+        .unwrap();
+    assert_eq!(to_query, Outcome::Reply(Encode!(&0u64).unwrap()));
+}

@@ -22,6 +22,56 @@ pub fn post(address: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     (status, body)
 }
 
+/// A kept-alive HTTP/1.1 connection, as clients such as ic-agent keep one to a replica:
+/// POSTs one after another on it.
+pub struct Connection {
+    stream: std::io::BufReader<TcpStream>,
+    address: SocketAddr,
+}
+
+impl Connection {
+    pub fn open(address: SocketAddr) -> Self {
+        let stream = TcpStream::connect(address).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream: std::io::BufReader::new(stream),
+            address,
+        }
+    }
+
+    /// A POST on this connection; returns the status code and the body.
+    pub fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        use std::io::BufRead;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\n\r\n",
+            self.address,
+            body.len()
+        );
+        let request = [head.as_bytes(), body].concat();
+        self.stream.get_mut().write_all(&request).unwrap();
+        let mut status = 0;
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(code) = line.strip_prefix("HTTP/1.1 ") {
+                status = code[..3].parse().unwrap();
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0; length];
+        self.stream.read_exact(&mut answer).unwrap();
+        (status, answer)
+    }
+}
+
 /// One HTTP/1.1 exchange on its own connection: `head` is the request line and headers
 /// (without the blank line that ends them; `Connection: close` is added). Returns the
 /// answer's status line and headers, as text, and its body.
