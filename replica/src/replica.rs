@@ -85,8 +85,6 @@ pub struct Replica {
     subnet: Subnet,
     metadata_cache: std::sync::Mutex<std::collections::HashMap<Hash, Metadata>>,
     last_time: u64,
-    /// Set while journaled executions run again at open: they are not journaled twice.
-    replaying: bool,
     /// After a checkpoint failed, the number of journaled executions at which it is tried
     /// again: each try replays the journal, so retrying on every call makes a full disk crawl.
     retry_checkpoint_at: usize,
@@ -104,7 +102,6 @@ impl Replica {
             subnet: Subnet::new(store),
             metadata_cache: Default::default(),
             last_time: 0,
-            replaying: false,
             retry_checkpoint_at: 0,
         };
         if replica.recover(manifest, journal)? {
@@ -130,7 +127,6 @@ impl Replica {
         let pending: Vec<&Record> = journal.iter().filter(|r| r.sequence > covered).collect();
         // Answers already given stand: the replay makes the state that gave them again.
         let answered = std::mem::take(&mut self.subnet.answered);
-        self.replaying = true;
         let replayed = pending.iter().try_for_each(|record| {
             let entry: Entry =
                 serde_cbor::from_slice(&record.bytes).map_err(|e| StoreError::Corrupt {
@@ -140,7 +136,6 @@ impl Replica {
             self.replay(&entry);
             Ok(())
         });
-        self.replaying = false;
         self.subnet.answered = answered;
         replayed.map(|()| !pending.is_empty())
     }

@@ -49,7 +49,8 @@ impl Subnet {
         }
     }
 
-    /// Forgets everything but the store, for the state on disk to be loaded again.
+    /// Forgets what the disk holds (canisters, queue, counters), for it to be loaded again;
+    /// the store stays, and so do the answers already given, which the replay makes again.
     pub fn clear(&mut self) {
         self.canisters.clear();
         self.next_canister = 0;
