@@ -1,7 +1,9 @@
 //! The certificates of synchronous calls' answers, signed in batches as the IC certifies
 //! once per round: the answers that come while one batch is being signed are certified
 //! together next, with one BLS signature for all of them, and a batch waits a moment for
-//! the calls still running when it starts. Each caller gets a witness of the same tree
+//! the calls still running when it starts (and for as many as the last batch held). Waking
+//! only whom an event concerns (the lingering signer, or the callers of a signed batch)
+//! keeps 8 clients from waking each other thousands of times a second. Each caller gets a witness of the same tree
 //! revealing its own request status (the others pruned to hashes), so the one signature
 //! over the tree's root serves every one.
 
@@ -16,15 +18,19 @@ use super::keys::Keys;
 use super::server::{now, set_statuses};
 use super::tree::{self, Node};
 
-/// How long a batch waits for calls still running to join it. A signature costs about a
-/// millisecond of CPU, so under load waiting that long makes each batch several calls
-/// larger; with no other call running, nothing waits. The IC's rounds take far longer.
+/// How long a batch waits for calls still running, or for as many calls as the last batch
+/// held, to join it. A signature costs about a millisecond of CPU, so under load waiting
+/// that long makes each batch several calls larger; a lone client's batches hold one call
+/// and wait for nothing. The IC's rounds take far longer.
 const LINGER: Duration = Duration::from_millis(2);
 
 #[derive(Default)]
 pub struct Batches {
     state: Mutex<State>,
-    changed: Condvar,
+    /// Wakes the signer lingering for calls: one arrived, or one will not come.
+    arrived: Condvar,
+    /// Wakes the callers waiting for a batch: it is signed.
+    signed: Condvar,
 }
 
 #[derive(Default)]
@@ -37,6 +43,9 @@ struct State {
     certified: HashMap<RequestId, Vec<u8>>,
     /// Synchronous calls running that will ask for a certificate.
     coming: usize,
+    /// How many calls the last batch certified: as many callers are likely to call again
+    /// at once, as concurrent clients do when their answers come together.
+    last_batch: usize,
 }
 
 /// A synchronous call on its way to its certificate, from when it is received: batches
@@ -52,7 +61,7 @@ impl Drop for Coming<'_> {
         if !self.arrived {
             let mut state = self.batches.state.lock().expect("not poisoned");
             state.coming -= 1;
-            self.batches.changed.notify_all();
+            self.batches.arrived.notify_one();
         }
     }
 }
@@ -79,35 +88,36 @@ impl Batches {
         state.waiting.push(id);
         state.coming -= 1;
         coming.arrived = true;
-        self.changed.notify_all();
+        self.arrived.notify_one();
         loop {
             if let Some(certificate) = state.certified.remove(&id) {
                 return certificate;
             }
             if state.signing {
-                state = self.changed.wait(state).expect("not poisoned");
+                state = self.signed.wait(state).expect("not poisoned");
                 continue;
             }
             state.signing = true;
             let until = Instant::now() + LINGER;
-            while state.coming > 0 {
+            while state.coming > 0 || state.waiting.len() < state.last_batch {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
                 state = self
-                    .changed
+                    .arrived
                     .wait_timeout(state, left)
                     .expect("not poisoned")
                     .0;
             }
             let batch = std::mem::take(&mut state.waiting);
+            state.last_batch = batch.len();
             drop(state);
             let certificates = certify(&batch);
             state = self.state.lock().expect("not poisoned");
             state.signing = false;
             state.certified.extend(certificates);
-            self.changed.notify_all();
+            self.signed.notify_all();
         }
     }
 }
