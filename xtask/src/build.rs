@@ -20,6 +20,7 @@ const PROFILE: &str = "canister";
 pub const CANDID_METADATA: &str = "candid:service";
 
 /// The built canister.
+#[derive(serde::Serialize)]
 pub struct Artifact {
     pub wasm: PathBuf,
     pub did: PathBuf,

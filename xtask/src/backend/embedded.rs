@@ -9,8 +9,9 @@ use ic_management_canister_types as ic;
 use replica::{Reject, Replica};
 use serde::de::DeserializeOwned;
 
+use super::transfer;
 use super::{Backend, SnapshotId, SnapshotInfo, Status};
-use crate::backup::{layout::Layout, transfer};
+use crate::backup::layout::Layout;
 
 pub struct Embedded {
     dir: PathBuf,

@@ -5,14 +5,15 @@ mod cli;
 mod dfx;
 mod embedded;
 mod icp;
+mod transfer;
 
-use std::{fmt, path::Path, str::FromStr};
+use std::{path::Path, str::FromStr};
 
 use anyhow::{Result, bail};
 use candid::IDLArgs;
 use serde::Serialize;
 
-use crate::project;
+pub use crate::ids::SnapshotId;
 
 pub use dfx::Dfx;
 pub use embedded::Embedded;
@@ -48,43 +49,6 @@ pub trait Backend {
     fn shut_down(&mut self) -> Result<()>;
     /// The commands run since the last call, as a user would type them.
     fn ran(&mut self) -> Vec<String>;
-}
-
-/// A snapshot id: raw bytes, shown and parsed as lowercase hex as dfx and icp-cli do.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SnapshotId(pub Vec<u8>);
-
-impl fmt::Display for SnapshotId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&project::hex(&self.0))
-    }
-}
-
-impl FromStr for SnapshotId {
-    type Err = anyhow::Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        match project::unhex(text).filter(|bytes| bytes.len() >= 9) {
-            Some(bytes) => Ok(Self(bytes)),
-            None => bail!(
-                "malformed snapshot id `{text}`: expected an even number of hex digits (at least 18), like 000000000000000080000000001000010101; `cargo xtask list` shows the ids"
-            ),
-        }
-    }
-}
-
-impl SnapshotId {
-    /// The canister the snapshot belongs to: the IC's ids are an 8-byte counter followed by
-    /// the canister id (IC interface spec, "Canister snapshots").
-    pub fn canister(&self) -> Option<candid::Principal> {
-        candid::Principal::try_from_slice(self.0.get(8..)?).ok()
-    }
-}
-
-impl Serialize for SnapshotId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -231,20 +195,5 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_724_782_760_000_000_000), "2024-08-27 18:19:20 UTC");
         assert_eq!(utc(1_709_251_199_000_000_000), "2024-02-29 23:59:59 UTC");
-    }
-
-    #[test]
-    fn snapshot_ids_parse_as_hex_and_refuse_anything_else() {
-        let id: SnapshotId = "000000000000000080000000001000010101".parse().unwrap();
-        assert_eq!(id.0.len(), 18);
-        assert_eq!(id.to_string(), "000000000000000080000000001000010101");
-        for bad in [
-            "xyz",
-            "0000",
-            "00000000000000008000000000100001010",
-            "g00000000000000080000000001000010101",
-        ] {
-            assert!(bad.parse::<SnapshotId>().is_err(), "{bad}");
-        }
     }
 }

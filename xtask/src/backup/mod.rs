@@ -1,11 +1,9 @@
 //! Backups that outlive the canister: a snapshot on disk in the layout dfx and icp-cli read
-//! and write, sealed by a manifest; moving one to and from a canister; reading the chat in
-//! one offline, in a scratch replica.
+//! and write, sealed by a manifest; the marker of an unfinished download; what
+//! a command names as a snapshot.
 
 pub mod layout;
 pub mod manifest;
-pub mod scratch;
-pub mod transfer;
 
 use std::{
     fmt,
@@ -14,9 +12,12 @@ use std::{
 };
 
 use anyhow::{Result, bail};
+
+use layout::Layout;
+use manifest::{MANIFEST, Manifest};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::SnapshotId;
+use crate::ids::SnapshotId;
 
 /// The marker of an unfinished download into `dir`, naming what it downloads. It lies beside
 /// the directory, not in it: dfx downloads only into an empty directory (unless resuming).
@@ -73,4 +74,52 @@ impl fmt::Display for Source {
             Self::Id(id) => write!(f, "snapshot {id}"),
         }
     }
+}
+
+/// The backup in `dir`, checked: its manifest (and every file against it) when it has one;
+/// without one, only that its files are all there, and only when `unverified` allows it.
+pub fn check(dir: &Path, unverified: bool) -> Result<Option<Manifest>> {
+    if !dir.is_dir() {
+        bail!(
+            "no directory {}: name a backup made by `cargo xtask download`",
+            dir.display()
+        );
+    }
+    if downloading_marker(dir)?.is_file() {
+        return Err(Damaged(format!(
+            "{} holds an unfinished download: run the same `cargo xtask download` again to finish it",
+            dir.display()
+        ))
+        .into());
+    }
+    let manifest = Manifest::read(dir).map_err(|e| {
+        Damaged(format!(
+            "{} is damaged: {e:#}; nothing was changed",
+            dir.display()
+        ))
+    })?;
+    match &manifest {
+        Some(manifest) => {
+            let problems = manifest.problems(dir)?;
+            if !problems.is_empty() {
+                return Err(Damaged(format!(
+                    "{} is damaged: {}; nothing was changed",
+                    dir.display(),
+                    problems.join("; ")
+                ))
+                .into());
+            }
+        }
+        None if !unverified => bail!(
+            "{} has no {MANIFEST} (it was not made by `cargo xtask download`), so its integrity cannot be checked; pass --unverified to use it as it is",
+            dir.display()
+        ),
+        None => {}
+    }
+    let layout = Layout::new(dir);
+    let metadata = layout.read_metadata()?;
+    layout
+        .check_sizes(&metadata)
+        .map_err(|e| Damaged(format!("{e:#}")))?;
+    Ok(manifest)
 }

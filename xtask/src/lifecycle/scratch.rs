@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use candid::{Decode, IDLArgs, IDLValue};
 
+use super::Session;
 use crate::backend::{Backend, Embedded};
+use crate::backup::{self, Source};
 
 pub struct Scratch {
     backend: Embedded,
@@ -58,4 +60,24 @@ fn read_chat(backend: &mut dyn Backend) -> Result<Vec<String>> {
         chat.extend(page);
     }
     Ok(chat)
+}
+
+/// The chat in a snapshot, read in `scratch`: a directory as it is (checked against its
+/// manifest when it has one), an id downloaded first through `session`.
+pub fn chat_of(
+    source: &Source,
+    session: Option<&mut Session>,
+    scratch: &mut Scratch,
+) -> Result<Vec<String>> {
+    match source {
+        Source::Dir(dir) => {
+            backup::check(dir, true)?;
+            scratch.chat(dir)
+        }
+        Source::Id(id) => {
+            let session = session.ok_or_else(|| anyhow!("reading {source} needs a backend"))?;
+            let dir = session.fetch(id)?;
+            scratch.chat(dir.path())
+        }
+    }
 }

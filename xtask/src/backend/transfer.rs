@@ -14,7 +14,7 @@ use ic_management_canister_types as ic;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 
-use super::layout::{Blob, Layout, write_atomically};
+use crate::backup::layout::{Blob, Layout, write_atomically};
 
 /// The largest slice one read or upload moves (the IC's limit, and the tools').
 pub const SLICE_BYTES: u64 = 2_000_000;
