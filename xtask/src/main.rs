@@ -25,7 +25,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Result;
 use clap::Parser;
 
-use backend::{Choice, Network};
+use backend::{CanisterRef, Choice, Network};
 use backup::Damaged;
 use commands::{Command, Context};
 use lifecycle::Mismatch;
@@ -45,6 +45,10 @@ struct Cli {
     /// `local`, `ic` (mainnet) or an http(s) URL; the embedded backend is local only.
     #[arg(long, global = true, default_value = "local")]
     network: Network,
+    /// The canister to act on: a name from dfx.json or icp.yaml (on the embedded replica, one
+    /// it deployed) or a canister id.
+    #[arg(long, global = true, default_value = "chat", value_name = "NAME|ID")]
+    canister: CanisterRef,
     /// Print the result as JSON on stdout (progress goes to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -75,6 +79,6 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     project::find_root()?;
-    let mut cx = Context::new(cli.backend, cli.network, cli.json);
+    let mut cx = Context::new(cli.backend, cli.network, cli.canister, cli.json);
     cli.command.run(&mut cx)
 }

@@ -8,10 +8,9 @@ use anyhow::{Result, bail};
 use candid::IDLArgs;
 
 use super::cli::{Cli, absolute, hex_bytes, version_in};
-use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
+use super::{Backend, CanisterRef, Network, SnapshotId, SnapshotInfo, Status};
 use crate::project;
 
-const CANISTER: &str = "chat";
 /// The first dfx whose snapshot download and upload speak today's management types, and the
 /// first with `download --resume` (shared/reference/dfx.md).
 const TRANSFERS: (u32, u32, u32) = (0, 29, 2);
@@ -103,22 +102,29 @@ impl Backend for Dfx {
             .run_detached(&["start", "--clean", "--background"], &log)
     }
 
-    fn deploy(&mut self, _wasm: &Path) -> Result<String> {
-        // dfx builds through dfx.json, which runs `cargo xtask build`.
-        self.dfx(&["deploy", CANISTER, "--yes"])?;
+    fn deploy(&mut self, canister: &CanisterRef, _wasm: &Path) -> Result<String> {
+        // dfx builds through dfx.json, which runs `cargo xtask build` for the chat.
+        let canister = canister.to_string();
+        self.dfx(&["deploy", &canister, "--yes"])?;
         Ok(self
-            .dfx(&["canister", "id", CANISTER])?
+            .dfx(&["canister", "id", &canister])?
             .stdout
             .trim()
             .to_owned())
     }
 
-    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>> {
-        let args = args.to_string();
+    fn call(
+        &mut self,
+        canister: &CanisterRef,
+        method: &str,
+        args: &IDLArgs,
+        query: bool,
+    ) -> Result<Vec<u8>> {
+        let (args, canister) = (args.to_string(), canister.to_string());
         let mut line = vec![
             "canister",
             "call",
-            CANISTER,
+            &canister,
             method,
             args.as_str(),
             "--output",
@@ -130,27 +136,34 @@ impl Backend for Dfx {
         hex_bytes(&self.dfx(&line)?.stdout)
     }
 
-    fn stop_canister(&mut self) -> Result<()> {
-        self.dfx(&["canister", "stop", CANISTER]).map(drop)
+    fn stop_canister(&mut self, canister: &CanisterRef) -> Result<()> {
+        self.dfx(&["canister", "stop", &canister.to_string()])
+            .map(drop)
     }
 
-    fn start_canister(&mut self) -> Result<()> {
-        self.dfx(&["canister", "start", CANISTER]).map(drop)
+    fn start_canister(&mut self, canister: &CanisterRef) -> Result<()> {
+        self.dfx(&["canister", "start", &canister.to_string()])
+            .map(drop)
     }
 
-    fn status(&mut self) -> Result<Status> {
-        let printed = self.dfx(&["canister", "status", CANISTER])?;
+    fn status(&mut self, canister: &CanisterRef) -> Result<Status> {
+        let name = canister.to_string();
+        let printed = self.dfx(&["canister", "status", &name])?;
         let canister = self
-            .dfx(&["canister", "id", CANISTER])?
+            .dfx(&["canister", "id", &name])?
             .stdout
             .trim()
             .to_owned();
         parse_status(&printed.all, canister)
     }
 
-    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
-        let replaced = replace.map(ToString::to_string);
-        let mut line = vec!["canister", "snapshot", "create", CANISTER];
+    fn snapshot_create(
+        &mut self,
+        canister: &CanisterRef,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId> {
+        let (replaced, canister) = (replace.map(ToString::to_string), canister.to_string());
+        let mut line = vec!["canister", "snapshot", "create", &canister];
         if let Some(id) = &replaced {
             line.extend(["--replace", id.as_str()]);
         }
@@ -158,31 +171,37 @@ impl Backend for Dfx {
         parse_created(&printed.all)
     }
 
-    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
-        let printed = self.dfx(&["canister", "snapshot", "list", CANISTER])?;
+    fn snapshot_list(&mut self, canister: &CanisterRef) -> Result<Vec<SnapshotInfo>> {
+        let printed = self.dfx(&["canister", "snapshot", "list", &canister.to_string()])?;
         Ok(parse_list(&printed.all))
     }
 
-    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()> {
-        let id = id.to_string();
-        self.dfx(&["canister", "snapshot", "load", CANISTER, &id])
+    fn snapshot_load(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()> {
+        let (canister, id) = (canister.to_string(), id.to_string());
+        self.dfx(&["canister", "snapshot", "load", &canister, &id])
             .map(drop)
     }
 
-    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()> {
-        let id = id.to_string();
-        self.dfx(&["canister", "snapshot", "delete", CANISTER, &id])
+    fn snapshot_delete(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()> {
+        let (canister, id) = (canister.to_string(), id.to_string());
+        self.dfx(&["canister", "snapshot", "delete", &canister, &id])
             .map(drop)
     }
 
-    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
+    fn snapshot_download(
+        &mut self,
+        canister: &CanisterRef,
+        id: &SnapshotId,
+        dir: &Path,
+        resume: bool,
+    ) -> Result<()> {
         self.require(TRANSFERS, "download snapshots")?;
         if resume {
             self.require(RESUME, "resume a download")?;
         }
-        let (id, dir) = (id.to_string(), absolute(dir)?);
+        let (canister, id, dir) = (canister.to_string(), id.to_string(), absolute(dir)?);
         let mut line = vec![
-            "canister", "snapshot", "download", CANISTER, &id, "--dir", &dir,
+            "canister", "snapshot", "download", &canister, &id, "--dir", &dir,
         ];
         if resume {
             line.push("--resume");
@@ -191,10 +210,16 @@ impl Backend for Dfx {
     }
 
     /// dfx prints `Uploaded a snapshot of canister chat. Snapshot ID: <hex>`.
-    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+    fn snapshot_upload(
+        &mut self,
+        canister: &CanisterRef,
+        dir: &Path,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId> {
         self.require(TRANSFERS, "upload snapshots")?;
         let (replaced, dir) = (replace.map(ToString::to_string), absolute(dir)?);
-        let mut line = vec!["canister", "snapshot", "upload", CANISTER, "--dir", &dir];
+        let canister = canister.to_string();
+        let mut line = vec!["canister", "snapshot", "upload", &canister, "--dir", &dir];
         if let Some(id) = &replaced {
             line.extend(["--replace", id.as_str()]);
         }

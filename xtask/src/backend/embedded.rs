@@ -1,16 +1,19 @@
 //! The embedded replica, in-process: its state lives under the project's state directory, so
 //! separate invocations see the same canister and snapshots.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use candid::{CandidType, Decode, Encode, IDLArgs, Principal};
 use ic_management_canister_types as ic;
 use replica::{Reject, Replica};
 use serde::de::DeserializeOwned;
 
 use super::transfer;
-use super::{Backend, SnapshotId, SnapshotInfo, Status};
+use super::{Backend, CanisterRef, SnapshotId, SnapshotInfo, Status};
 use crate::backup::layout::Layout;
 
 pub struct Embedded {
@@ -39,24 +42,56 @@ impl Embedded {
         self.replica.as_mut().expect("open between commands")
     }
 
-    fn canister_file(&self) -> PathBuf {
-        self.dir.join("chat-canister-id")
+    /// The names of the canisters deployed here, as dfx keeps them in canister_ids.json.
+    fn names_file(&self) -> PathBuf {
+        self.dir.join("canister_ids.json")
     }
 
-    fn canister(&self) -> Result<Principal> {
-        let text = std::fs::read_to_string(self.canister_file()).map_err(|_| {
-            anyhow!("no chat canister on the embedded replica yet: run `cargo xtask deploy` first")
-        })?;
-        Principal::from_text(text.trim())
-            .context("the recorded canister id is damaged; run `cargo xtask start`")
+    fn names(&self) -> Result<BTreeMap<String, Principal>> {
+        let path = self.names_file();
+        let mut names: BTreeMap<String, Principal> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is damaged; run `cargo xtask start`", path.display())
+            })?,
+            Err(_) => BTreeMap::new(),
+        };
+        // Earlier versions kept the chat's id alone in a file of its own.
+        if let Ok(text) = std::fs::read_to_string(self.dir.join("chat-canister-id"))
+            && let Ok(id) = Principal::from_text(text.trim())
+        {
+            names.entry("chat".into()).or_insert(id);
+        }
+        Ok(names)
+    }
+
+    fn name(&self, name: &str, id: Principal) -> Result<()> {
+        let mut names = self.names()?;
+        names.insert(name.to_owned(), id);
+        crate::backup::layout::write_atomically(&self.names_file(), &serde_json::to_vec(&names)?)
+    }
+
+    /// The id of `canister`: an id as it is, a name as deployed here.
+    fn resolve(&self, canister: &CanisterRef) -> Result<Principal> {
+        match canister {
+            CanisterRef::Id(id) => Ok(*id),
+            CanisterRef::Name(name) => self.names()?.get(name).copied().ok_or_else(|| {
+                let deploy = if canister.is_chat() {
+                    "`cargo xtask deploy`".to_owned()
+                } else {
+                    format!("`cargo xtask deploy --canister {name} --wasm FILE`")
+                };
+                anyhow!("no canister `{name}` on the embedded replica yet: run {deploy} first")
+            }),
+        }
     }
 
     fn manage<A: CandidType, R: CandidType + DeserializeOwned>(
         &mut self,
         method: &str,
+        canister: Option<Principal>,
         arg: A,
     ) -> Result<R> {
-        let canister = self.canister().map(|c| c.to_text()).unwrap_or_default();
+        let canister = canister.map(|c| c.to_text()).unwrap_or_default();
         self.ran.push(format!("aaaaa-aa.{method}({canister})"));
         let bytes = Encode!(&arg)?;
         let reply = self
@@ -75,8 +110,7 @@ impl Embedded {
             sender_canister_version: None,
         };
         let created: ic::CanisterIdRecord =
-            self.manage("provisional_create_canister_with_cycles", args)?;
-        std::fs::write(self.canister_file(), created.canister_id.to_text())?;
+            self.manage("provisional_create_canister_with_cycles", None, args)?;
         Ok(created.canister_id)
     }
 
@@ -92,10 +126,18 @@ impl Embedded {
         f(&mut call)
     }
 
-    fn record(&self) -> Result<ic::CanisterIdRecord> {
-        Ok(ic::CanisterIdRecord {
-            canister_id: self.canister()?,
-        })
+    /// Calls `method` of the management canister with `canister`'s id record.
+    fn manage_canister<R: CandidType + DeserializeOwned>(
+        &mut self,
+        method: &str,
+        canister: &CanisterRef,
+    ) -> Result<R> {
+        let canister_id = self.resolve(canister)?;
+        self.manage(
+            method,
+            Some(canister_id),
+            ic::CanisterIdRecord { canister_id },
+        )
     }
 }
 
@@ -125,14 +167,25 @@ impl Backend for Embedded {
         Ok(())
     }
 
-    fn deploy(&mut self, wasm: &Path) -> Result<String> {
+    fn deploy(&mut self, target: &CanisterRef, wasm: &Path) -> Result<String> {
         let module =
             std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-        let canister = match self.canister() {
-            Ok(canister) if self.replica().canister_ids().contains(&canister) => canister,
-            _ => self.create_canister()?,
+        let existing = self.resolve(target).ok();
+        let canister = match (existing, target) {
+            (Some(id), _) if self.replica().canister_ids().contains(&id) => id,
+            (_, CanisterRef::Name(name)) => {
+                let id = self.create_canister()?;
+                self.name(name, id)?;
+                id
+            }
+            (_, CanisterRef::Id(id)) => bail!(
+                "no canister {id} on the embedded replica: deploy by name (`--canister NAME`) to create one"
+            ),
         };
-        let installed = self.status()?.module_hash.is_some();
+        let installed = self
+            .status(&CanisterRef::Id(canister))?
+            .module_hash
+            .is_some();
         let mode = if installed {
             ic::CanisterInstallMode::Upgrade(None)
         } else {
@@ -145,12 +198,18 @@ impl Backend for Embedded {
             arg: Encode!()?,
             sender_canister_version: None,
         };
-        self.manage::<_, ()>("install_code", args)?;
+        self.manage::<_, ()>("install_code", Some(canister), args)?;
         Ok(canister.to_text())
     }
 
-    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>> {
-        let canister = self.canister()?;
+    fn call(
+        &mut self,
+        canister: &CanisterRef,
+        method: &str,
+        args: &IDLArgs,
+        query: bool,
+    ) -> Result<Vec<u8>> {
+        let canister = self.resolve(canister)?;
         let kind = if query { "query" } else { "update" };
         self.ran.push(format!("{kind} {canister}.{method}{args}"));
         let bytes = args.to_bytes()?;
@@ -163,65 +222,76 @@ impl Backend for Embedded {
         reply.map_err(explain)
     }
 
-    fn stop_canister(&mut self) -> Result<()> {
-        let record = self.record()?;
-        self.manage("stop_canister", record)
+    fn stop_canister(&mut self, canister: &CanisterRef) -> Result<()> {
+        self.manage_canister("stop_canister", canister)
     }
 
-    fn start_canister(&mut self) -> Result<()> {
-        let record = self.record()?;
-        self.manage("start_canister", record)
+    fn start_canister(&mut self, canister: &CanisterRef) -> Result<()> {
+        self.manage_canister("start_canister", canister)
     }
 
-    fn status(&mut self) -> Result<Status> {
-        let record = self.record()?;
-        let status: ic::CanisterStatusResult = self.manage("canister_status", record)?;
+    fn status(&mut self, canister: &CanisterRef) -> Result<Status> {
+        let status: ic::CanisterStatusResult = self.manage_canister("canister_status", canister)?;
         Ok(Status {
-            canister: self.canister()?.to_text(),
+            canister: self.resolve(canister)?.to_text(),
             status: format!("{:?}", status.status).to_lowercase(),
             module_hash: status.module_hash.map(|h| SnapshotId(h).to_string()),
         })
     }
 
-    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+    fn snapshot_create(
+        &mut self,
+        canister: &CanisterRef,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId> {
+        let canister_id = self.resolve(canister)?;
         let args = ic::TakeCanisterSnapshotArgs {
-            canister_id: self.canister()?,
+            canister_id,
             replace_snapshot: replace.map(|id| id.0.clone()),
             uninstall_code: None,
             sender_canister_version: None,
         };
-        let snapshot: ic::Snapshot = self.manage("take_canister_snapshot", args)?;
+        let snapshot: ic::Snapshot =
+            self.manage("take_canister_snapshot", Some(canister_id), args)?;
         Ok(SnapshotId(snapshot.id))
     }
 
-    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
-        let record = self.record()?;
-        let snapshots: Vec<ic::Snapshot> = self.manage("list_canister_snapshots", record)?;
+    fn snapshot_list(&mut self, canister: &CanisterRef) -> Result<Vec<SnapshotInfo>> {
+        let snapshots: Vec<ic::Snapshot> =
+            self.manage_canister("list_canister_snapshots", canister)?;
         Ok(snapshots
             .into_iter()
             .map(|s| SnapshotInfo::new(SnapshotId(s.id), s.taken_at_timestamp, s.total_size))
             .collect())
     }
 
-    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()> {
+    fn snapshot_load(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()> {
+        let canister_id = self.resolve(canister)?;
         let args = ic::LoadCanisterSnapshotArgs {
-            canister_id: self.canister()?,
+            canister_id,
             snapshot_id: id.0.clone(),
             sender_canister_version: None,
         };
-        self.manage("load_canister_snapshot", args)
+        self.manage("load_canister_snapshot", Some(canister_id), args)
     }
 
-    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()> {
+    fn snapshot_delete(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()> {
+        let canister_id = self.resolve(canister)?;
         let args = ic::DeleteCanisterSnapshotArgs {
-            canister_id: self.canister()?,
+            canister_id,
             snapshot_id: id.0.clone(),
         };
-        self.manage("delete_canister_snapshot", args)
+        self.manage("delete_canister_snapshot", Some(canister_id), args)
     }
 
-    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
-        let canister = self.canister()?;
+    fn snapshot_download(
+        &mut self,
+        canister: &CanisterRef,
+        id: &SnapshotId,
+        dir: &Path,
+        resume: bool,
+    ) -> Result<()> {
+        let canister = self.resolve(canister)?;
         self.ran.push(format!(
             "aaaaa-aa.read_canister_snapshot_metadata/data({canister}, {id}) in slices of ≤ {} bytes → {}",
             transfer::SLICE_BYTES,
@@ -231,8 +301,13 @@ impl Backend for Embedded {
         self.transfer(|call| transfer::download(call, canister, &id.0, &layout, resume))
     }
 
-    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
-        let canister = self.canister()?;
+    fn snapshot_upload(
+        &mut self,
+        canister: &CanisterRef,
+        dir: &Path,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId> {
+        let canister = self.resolve(canister)?;
         self.ran.push(format!(
             "aaaaa-aa.upload_canister_snapshot_metadata/data({canister}) in slices of ≤ {} bytes ← {}",
             transfer::SLICE_BYTES,

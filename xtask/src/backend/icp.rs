@@ -9,9 +9,7 @@ use candid::IDLArgs;
 use serde::Deserialize;
 
 use super::cli::{Cli, absolute, hex_bytes, version_in};
-use super::{Backend, Network, SnapshotId, SnapshotInfo, Status};
-
-const CANISTER: &str = "chat";
+use super::{Backend, CanisterRef, Network, SnapshotId, SnapshotInfo, Status};
 
 pub struct Icp {
     cli: Cli,
@@ -91,18 +89,25 @@ impl Backend for Icp {
         self.cli.run(&["network", "start", "-d"]).map(drop)
     }
 
-    fn deploy(&mut self, _wasm: &Path) -> Result<String> {
-        // icp builds through icp.yaml, which runs `cargo xtask build`.
-        self.icp(&["deploy", CANISTER, "--yes"])?;
-        Ok(self.status()?.canister)
+    fn deploy(&mut self, canister: &CanisterRef, _wasm: &Path) -> Result<String> {
+        // icp builds through icp.yaml, which runs `cargo xtask build` for the chat.
+        let name = canister.to_string();
+        self.icp(&["deploy", &name, "--yes"])?;
+        Ok(self.status(canister)?.canister)
     }
 
-    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>> {
-        let args = args.to_string();
+    fn call(
+        &mut self,
+        canister: &CanisterRef,
+        method: &str,
+        args: &IDLArgs,
+        query: bool,
+    ) -> Result<Vec<u8>> {
+        let (args, canister) = (args.to_string(), canister.to_string());
         let mut line = vec![
             "canister",
             "call",
-            CANISTER,
+            &canister,
             method,
             args.as_str(),
             "-o",
@@ -114,55 +119,69 @@ impl Backend for Icp {
         hex_bytes(&self.icp(&line)?.stdout)
     }
 
-    fn stop_canister(&mut self) -> Result<()> {
-        self.icp(&["canister", "stop", CANISTER]).map(drop)
+    fn stop_canister(&mut self, canister: &CanisterRef) -> Result<()> {
+        self.icp(&["canister", "stop", &canister.to_string()])
+            .map(drop)
     }
 
-    fn start_canister(&mut self) -> Result<()> {
-        self.icp(&["canister", "start", CANISTER]).map(drop)
+    fn start_canister(&mut self, canister: &CanisterRef) -> Result<()> {
+        self.icp(&["canister", "start", &canister.to_string()])
+            .map(drop)
     }
 
-    fn status(&mut self) -> Result<Status> {
+    fn status(&mut self, canister: &CanisterRef) -> Result<Status> {
+        let canister = canister.to_string();
         parse_status(
             &self
-                .icp(&["canister", "status", CANISTER, "--json"])?
+                .icp(&["canister", "status", &canister, "--json"])?
                 .stdout,
         )
     }
 
-    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
-        let replaced = replace.map(ToString::to_string);
-        let mut line = vec!["canister", "snapshot", "create", CANISTER, "--json"];
+    fn snapshot_create(
+        &mut self,
+        canister: &CanisterRef,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId> {
+        let (replaced, canister) = (replace.map(ToString::to_string), canister.to_string());
+        let mut line = vec!["canister", "snapshot", "create", &canister, "--json"];
         if let Some(id) = &replaced {
             line.extend(["--replace", id.as_str()]);
         }
         parse_created(&self.icp(&line)?.stdout)
     }
 
-    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>> {
+    fn snapshot_list(&mut self, canister: &CanisterRef) -> Result<Vec<SnapshotInfo>> {
+        let canister = canister.to_string();
         parse_list(
             &self
-                .icp(&["canister", "snapshot", "list", CANISTER, "--json"])?
+                .icp(&["canister", "snapshot", "list", &canister, "--json"])?
                 .stdout,
         )
     }
 
-    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()> {
-        let id = id.to_string();
-        self.icp(&["canister", "snapshot", "restore", CANISTER, &id])
+    fn snapshot_load(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()> {
+        let (canister, id) = (canister.to_string(), id.to_string());
+        self.icp(&["canister", "snapshot", "restore", &canister, &id])
             .map(drop)
     }
 
-    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()> {
-        let id = id.to_string();
-        self.icp(&["canister", "snapshot", "delete", CANISTER, &id])
+    fn snapshot_delete(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()> {
+        let (canister, id) = (canister.to_string(), id.to_string());
+        self.icp(&["canister", "snapshot", "delete", &canister, &id])
             .map(drop)
     }
 
-    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()> {
-        let (id, dir) = (id.to_string(), absolute(dir)?);
+    fn snapshot_download(
+        &mut self,
+        canister: &CanisterRef,
+        id: &SnapshotId,
+        dir: &Path,
+        resume: bool,
+    ) -> Result<()> {
+        let (canister, id, dir) = (canister.to_string(), id.to_string(), absolute(dir)?);
         let mut line = vec![
-            "canister", "snapshot", "download", CANISTER, &id, "-o", &dir,
+            "canister", "snapshot", "download", &canister, &id, "-o", &dir,
         ];
         if resume {
             line.push("--resume");
@@ -170,10 +189,16 @@ impl Backend for Icp {
         self.icp(&line).map(drop)
     }
 
-    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId> {
+    fn snapshot_upload(
+        &mut self,
+        canister: &CanisterRef,
+        dir: &Path,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId> {
         let (replaced, dir) = (replace.map(ToString::to_string), absolute(dir)?);
+        let canister = canister.to_string();
         let mut line = vec![
-            "canister", "snapshot", "upload", CANISTER, "-i", &dir, "--json",
+            "canister", "snapshot", "upload", &canister, "-i", &dir, "--json",
         ];
         if let Some(id) = &replaced {
             line.extend(["--replace", id.as_str()]);

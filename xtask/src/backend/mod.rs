@@ -13,13 +13,13 @@ use anyhow::{Result, bail};
 use candid::IDLArgs;
 use serde::Serialize;
 
-pub use crate::ids::SnapshotId;
+pub use crate::ids::{CanisterRef, SnapshotId};
 
 pub use dfx::Dfx;
 pub use embedded::Embedded;
 pub use icp::Icp;
 
-/// Where the chat canister lives and how to reach it.
+/// Where canisters live and how to reach them; every canister operation names its canister.
 pub trait Backend {
     /// `embedded`, `dfx` or `icp`: names what is recorded for it.
     fn name(&self) -> &'static str;
@@ -27,22 +27,44 @@ pub trait Backend {
     fn describe(&self) -> String;
     /// Wipes the local network (or the embedded state) and starts it empty.
     fn clean_start(&mut self) -> Result<()>;
-    /// Creates the chat canister if needed and installs `wasm`; returns the canister id.
-    fn deploy(&mut self, wasm: &Path) -> Result<String>;
-    /// Calls a chat method with Candid arguments; returns the Candid reply bytes.
-    fn call(&mut self, method: &str, args: &IDLArgs, query: bool) -> Result<Vec<u8>>;
-    fn stop_canister(&mut self) -> Result<()>;
-    fn start_canister(&mut self) -> Result<()>;
-    fn status(&mut self) -> Result<Status>;
-    fn snapshot_create(&mut self, replace: Option<&SnapshotId>) -> Result<SnapshotId>;
-    fn snapshot_list(&mut self) -> Result<Vec<SnapshotInfo>>;
-    fn snapshot_load(&mut self, id: &SnapshotId) -> Result<()>;
-    fn snapshot_delete(&mut self, id: &SnapshotId) -> Result<()>;
+    /// Creates the canister if needed and installs its code: `wasm` on the embedded replica,
+    /// what dfx.json or icp.yaml builds on dfx and icp; returns the canister id.
+    fn deploy(&mut self, canister: &CanisterRef, wasm: &Path) -> Result<String>;
+    /// Calls a method with Candid arguments; returns the Candid reply bytes.
+    fn call(
+        &mut self,
+        canister: &CanisterRef,
+        method: &str,
+        args: &IDLArgs,
+        query: bool,
+    ) -> Result<Vec<u8>>;
+    fn stop_canister(&mut self, canister: &CanisterRef) -> Result<()>;
+    fn start_canister(&mut self, canister: &CanisterRef) -> Result<()>;
+    fn status(&mut self, canister: &CanisterRef) -> Result<Status>;
+    fn snapshot_create(
+        &mut self,
+        canister: &CanisterRef,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId>;
+    fn snapshot_list(&mut self, canister: &CanisterRef) -> Result<Vec<SnapshotInfo>>;
+    fn snapshot_load(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()>;
+    fn snapshot_delete(&mut self, canister: &CanisterRef, id: &SnapshotId) -> Result<()>;
     /// Writes snapshot `id` into `dir` in the dfx/icp layout; `resume` continues a download
     /// that was interrupted there.
-    fn snapshot_download(&mut self, id: &SnapshotId, dir: &Path, resume: bool) -> Result<()>;
+    fn snapshot_download(
+        &mut self,
+        canister: &CanisterRef,
+        id: &SnapshotId,
+        dir: &Path,
+        resume: bool,
+    ) -> Result<()>;
     /// Uploads the snapshot in `dir` (dfx/icp layout) as a new snapshot; returns its id.
-    fn snapshot_upload(&mut self, dir: &Path, replace: Option<&SnapshotId>) -> Result<SnapshotId>;
+    fn snapshot_upload(
+        &mut self,
+        canister: &CanisterRef,
+        dir: &Path,
+        replace: Option<&SnapshotId>,
+    ) -> Result<SnapshotId>;
     /// The tool that talks to the IC and its version, for a backup's manifest.
     fn tool_version(&mut self) -> Result<(String, String)>;
     /// Stops the local network, if the backend runs one.

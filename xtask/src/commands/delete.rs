@@ -22,7 +22,7 @@ impl Run for Delete {
 
     fn run(self, cx: &mut Context) -> Result<Deleted> {
         let session = cx.session()?;
-        let deleted = session.backend.snapshot_delete(&self.id);
+        let deleted = session.backend.snapshot_delete(&session.canister, &self.id);
         session.show();
         deleted?;
         session.records.dumps.remove(&self.id.to_string());

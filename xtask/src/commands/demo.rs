@@ -26,15 +26,15 @@ impl Run for Demo {
         Start.run(cx)?;
         let session = cx.session()?;
         session.say("[2/8] deploy the chat canister");
-        let canister = session.backend.deploy(&wasm)?;
-        session.came_back(format!("chat is {canister}"));
+        let canister = session.backend.deploy(&session.canister, &wasm)?;
+        session.came_back(format!("{} is {canister}", session.canister));
         session.say("[3/8] populate");
         session.append(GREETING)?;
         let before = session.dump()?;
         session.say("[4/8] stop");
         let id = session.while_stopped(|s| {
             s.say("[5/8] snapshot, then start");
-            let id = s.backend.snapshot_create(None);
+            let id = s.backend.snapshot_create(&s.canister, None);
             s.show();
             id
         })?;

@@ -88,7 +88,9 @@ impl Run for Download {
         let marker_path = downloading_marker(dir)?;
         write_atomically(&marker_path, &serde_json::to_vec(&marker)?)?;
         let started = Instant::now();
-        let downloaded = session.backend.snapshot_download(&id, dir, resume);
+        let downloaded = session
+            .backend
+            .snapshot_download(&session.canister, &id, dir, resume);
         session.show();
         downloaded.with_context(|| {
             format!(

@@ -20,7 +20,7 @@ impl Run for List {
 
     fn run(self, cx: &mut Context) -> Result<Listed> {
         let session = cx.session()?;
-        let listed = session.backend.snapshot_list();
+        let listed = session.backend.snapshot_list(&session.canister);
         session.show();
         let snapshots = listed?;
         if snapshots.is_empty() {

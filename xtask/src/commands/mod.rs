@@ -29,7 +29,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::backend::{self, Choice, Network};
+use crate::backend::{self, CanisterRef, Choice, Network};
 use crate::lifecycle::{Out, Session};
 use crate::records::Records;
 
@@ -43,18 +43,25 @@ pub trait Run {
 pub struct Context {
     choice: Choice,
     network: Network,
+    canister: CanisterRef,
     pub out: Out,
     session: Option<Session>,
 }
 
 impl Context {
-    pub fn new(choice: Choice, network: Network, json: bool) -> Self {
+    pub fn new(choice: Choice, network: Network, canister: CanisterRef, json: bool) -> Self {
         Self {
             choice,
             network,
+            canister,
             out: Out { json },
             session: None,
         }
+    }
+
+    /// The canister named with `--canister` (default: the chat).
+    pub fn canister(&self) -> &CanisterRef {
+        &self.canister
     }
 
     /// The backend and what is remembered for it, opened on first use.
@@ -64,7 +71,7 @@ impl Context {
             let (backend, why) =
                 backend::open(self.choice, &self.network, crate::project::state_dir())?;
             let scope = Records::scope(backend.name(), &self.network);
-            let session = Session::new(backend, scope, self.out)?;
+            let session = Session::new(backend, self.canister.clone(), scope, self.out)?;
             if let Some(why) = why {
                 session.say(why);
             }

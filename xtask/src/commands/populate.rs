@@ -52,7 +52,7 @@ fn numbered(session: &mut Session, count: u64) -> Result<u64> {
         let args = IDLArgs::new(&[IDLValue::Text(format!("message {n}"))]);
         session
             .backend
-            .call("append", &args, false)
+            .call(&session.canister, "append", &args, false)
             .with_context(|| format!("appending message {n} of {count}"))?;
         session.backend.ran();
         bar.inc(1);

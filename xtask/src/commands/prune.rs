@@ -56,7 +56,7 @@ impl Run for Prune {
 
 /// Deletes all but the newest `keep` snapshots of the canister.
 fn prune(session: &mut Session, keep: usize, dry_run: bool) -> Result<Pruned> {
-    let listed = session.backend.snapshot_list();
+    let listed = session.backend.snapshot_list(&session.canister);
     session.show();
     let mut listed = listed?;
     listed.sort_by(|a, b| a.taken_at.cmp(&b.taken_at));
@@ -68,7 +68,7 @@ fn prune(session: &mut Session, keep: usize, dry_run: bool) -> Result<Pruned> {
             s.id, s.size, s.taken_at
         ));
         if !dry_run {
-            let deleted = session.backend.snapshot_delete(&s.id);
+            let deleted = session.backend.snapshot_delete(&session.canister, &s.id);
             session.show();
             deleted?;
             session.records.dumps.remove(&s.id.to_string());

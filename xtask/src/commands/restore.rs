@@ -27,16 +27,19 @@ impl Run for Restore {
 }
 
 pub fn restore(session: &mut Session, id: Option<&SnapshotId>) -> Result<Restored> {
-    let listed = session.backend.snapshot_list();
+    let listed = session.backend.snapshot_list(&session.canister);
     session.show();
     let id = choose(&listed?, id)?;
     session.while_stopped(|s| {
-        let loaded = s.backend.snapshot_load(&id);
+        let loaded = s.backend.snapshot_load(&s.canister, &id);
         s.show();
         loaded
     })?;
     session.say(format!("  restored snapshot {id}"));
-    session.records.last_restored = Some(id.to_string());
-    session.save()?;
+    // `verify` without an id compares the chat with the snapshot the chat last got.
+    if session.canister.is_chat() {
+        session.records.last_restored = Some(id.to_string());
+        session.save()?;
+    }
     Ok(Restored { snapshot_id: id })
 }

@@ -19,7 +19,8 @@ pub struct Snapshot {
 #[derive(Serialize)]
 pub struct Taken {
     pub snapshot_id: SnapshotId,
-    pub messages: usize,
+    /// The chat's messages, recorded for `verify`; none for another canister.
+    pub messages: Option<usize>,
 }
 
 impl Run for Snapshot {
@@ -32,14 +33,20 @@ impl Run for Snapshot {
 
 /// stop → create → start, then the record of what the chat held.
 pub fn take(session: &mut Session, replace: Option<&SnapshotId>) -> Result<Taken> {
-    let chat = session.dump()?;
+    let chat = match session.canister.is_chat() {
+        true => Some(session.dump()?),
+        false => None,
+    };
     let id = session.while_stopped(|s| {
-        let id = s.backend.snapshot_create(replace);
+        let id = s.backend.snapshot_create(&s.canister, replace);
         s.show();
         id
     })?;
-    let messages = chat.len();
-    session.remember(&id, replace, chat)?;
+    let messages = chat.as_ref().map(Vec::len);
+    match chat {
+        Some(chat) => session.remember(&id, replace, chat)?,
+        None => session.say(format!("  snapshot {id}")),
+    }
     Ok(Taken {
         snapshot_id: id,
         messages,

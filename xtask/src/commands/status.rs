@@ -14,7 +14,7 @@ impl Run for Status {
 
     fn run(self, cx: &mut Context) -> Result<backend::Status> {
         let session = cx.session()?;
-        let status = session.backend.status();
+        let status = session.backend.status(&session.canister);
         session.show();
         let status = status?;
         session.say(format!(

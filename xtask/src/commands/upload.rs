@@ -38,7 +38,7 @@ impl Run for Upload {
         let (dir, replace) = (self.dir.as_path(), self.replace.as_ref());
         let manifest = backup::check(dir, self.unverified)?;
         let session = cx.session()?;
-        let status = session.backend.status();
+        let status = session.backend.status(&session.canister);
         session.show();
         let canister = status?.canister;
         if let Some(from) = manifest.as_ref().map(|m| &m.origin.canister_id)
@@ -46,14 +46,17 @@ impl Run for Upload {
             && !self.any_canister
         {
             bail!(
-                "{} is a backup of canister {from}, not of chat ({canister}); nothing was uploaded — pass --any-canister to put it on {canister} anyway",
-                dir.display()
+                "{} is a backup of canister {from}, not of {} ({canister}); nothing was uploaded — pass --any-canister to put it on {canister} anyway",
+                dir.display(),
+                session.canister
             );
         }
         if let Some(replace) = replace {
             session.resolve(Some(replace))?;
         }
-        let uploaded = session.backend.snapshot_upload(dir, replace);
+        let uploaded = session
+            .backend
+            .snapshot_upload(&session.canister, dir, replace);
         session.show();
         let id = uploaded?;
         session.remember_upload(&id, replace, manifest.as_ref())?;

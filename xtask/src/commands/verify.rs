@@ -30,6 +30,12 @@ impl Run for Verify {
 }
 
 pub fn verify(session: &mut Session, id: Option<&SnapshotId>) -> Result<Verified> {
+    if !session.canister.is_chat() {
+        bail!(
+            "verify compares the chat's messages (`dump`) with those recorded at the snapshot, and {} is not the chat; its restore is checked by `cargo xtask status` (the module hash)",
+            session.canister
+        );
+    }
     let key = match id {
         Some(id) => id.to_string(),
         None => session.records.last_restored.clone().ok_or_else(|| {

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{Result, bail};
 
 use super::{Session, choose};
-use crate::backend::{SnapshotId, SnapshotInfo, utc};
+use crate::backend::{CanisterRef, SnapshotId, SnapshotInfo, utc};
 use crate::backup::{
     layout::Layout,
     manifest::{Manifest, Origin},
@@ -16,13 +16,13 @@ use crate::backup::{
 impl Session {
     /// The canister's id and snapshot `id` (the newest when `None`), checked to be its own.
     pub fn resolve(&mut self, id: Option<&SnapshotId>) -> Result<(String, SnapshotInfo)> {
-        let status = self.backend.status();
+        let status = self.backend.status(&self.canister);
         self.show();
         let canister = status?.canister;
         if let Some(id) = id {
-            check_owner(id, &canister)?;
+            check_owner(id, &canister, &self.canister)?;
         }
-        let listed = self.backend.snapshot_list();
+        let listed = self.backend.snapshot_list(&self.canister);
         self.show();
         let listed = listed?;
         let id = choose(&listed, id)?;
@@ -81,7 +81,9 @@ impl Session {
     pub fn fetch(&mut self, id: &SnapshotId) -> Result<tempfile::TempDir> {
         self.resolve(Some(id))?;
         let dir = tempfile::tempdir()?;
-        let downloaded = self.backend.snapshot_download(id, dir.path(), false);
+        let downloaded = self
+            .backend
+            .snapshot_download(&self.canister, id, dir.path(), false);
         self.show();
         downloaded?;
         Ok(dir)
@@ -89,11 +91,11 @@ impl Session {
 }
 
 /// A snapshot id names its canister; one of another canister is refused up front.
-fn check_owner(id: &SnapshotId, canister: &str) -> Result<()> {
+fn check_owner(id: &SnapshotId, canister: &str, named: &CanisterRef) -> Result<()> {
     match id.canister() {
         Some(owner) if owner.to_text() == canister => Ok(()),
         Some(owner) => bail!(
-            "snapshot {id} belongs to canister {owner}, not to chat ({canister}); `cargo xtask list` shows chat's snapshots"
+            "snapshot {id} belongs to canister {owner}, not to {named} ({canister}); `cargo xtask list` shows {named}'s snapshots"
         ),
         None => bail!("{id} is not a snapshot id: it names no canister"),
     }
@@ -106,8 +108,9 @@ mod tests {
     #[test]
     fn snapshot_ids_of_other_canisters_are_refused() {
         let id: SnapshotId = "000000000000000080000000001000010101".parse().unwrap();
-        assert!(check_owner(&id, "bkyz2-fmaaa-aaaaa-qaaaq-cai").is_ok());
-        let error = check_owner(&id, "bd3sg-teaaa-aaaaa-qaaba-cai").unwrap_err();
+        let chat = CanisterRef::chat();
+        assert!(check_owner(&id, "bkyz2-fmaaa-aaaaa-qaaaq-cai", &chat).is_ok());
+        let error = check_owner(&id, "bd3sg-teaaa-aaaaa-qaaba-cai", &chat).unwrap_err();
         assert!(
             error.to_string().contains("belongs to canister bkyz2"),
             "{error}"

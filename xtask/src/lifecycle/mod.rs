@@ -8,7 +8,7 @@ use candid::{
     types::{Type, TypeEnv},
 };
 
-use crate::backend::{Backend, SnapshotId, SnapshotInfo};
+use crate::backend::{Backend, CanisterRef, SnapshotId, SnapshotInfo};
 use crate::records::Records;
 
 mod backups;
@@ -43,6 +43,8 @@ pub struct Mismatch(pub String);
 /// One invocation: the backend, where output goes, and what is remembered between runs.
 pub struct Session {
     pub backend: Box<dyn Backend>,
+    /// The canister the commands act on (`--canister`).
+    pub canister: CanisterRef,
     /// Whose records these are: the backend's on one network (`Records::scope`).
     scope: String,
     out: Out,
@@ -50,10 +52,16 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(backend: Box<dyn Backend>, scope: String, out: Out) -> Result<Self> {
+    pub fn new(
+        backend: Box<dyn Backend>,
+        canister: CanisterRef,
+        scope: String,
+        out: Out,
+    ) -> Result<Self> {
         let records = Records::load(&scope)?;
         Ok(Self {
             backend,
+            canister,
             scope,
             out,
             records,
@@ -84,7 +92,7 @@ impl Session {
     /// Calls a chat method and shows the reply as dfx does, typed by the method's results.
     pub fn call(&mut self, method: &str, args: &[IDLValue], query: bool) -> Result<Vec<u8>> {
         let args = IDLArgs::new(args);
-        let reply = self.backend.call(method, &args, query);
+        let reply = self.backend.call(&self.canister, method, &args, query);
         self.show();
         let reply = reply?;
         let shown = match results_of(method) {
@@ -121,11 +129,11 @@ impl Session {
     }
 
     fn stopped_then_started<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let stopped = self.backend.stop_canister();
+        let stopped = self.backend.stop_canister(&self.canister);
         self.show();
         stopped.context("could not stop the canister; nothing changed")?;
         let result = f(self);
-        let started = self.backend.start_canister();
+        let started = self.backend.start_canister(&self.canister);
         self.show();
         match (result, started) {
             (Ok(value), Ok(())) => Ok(value),
@@ -133,7 +141,8 @@ impl Session {
                 "{error:#}; the canister was started again, so it keeps serving as before"
             )),
             (Ok(_), Err(error)) => Err(anyhow!(
-                "the step succeeded, but starting the canister again failed ({error:#}): it is still stopped; check with `cargo xtask status`, then start it (`dfx canister start chat` or `icp canister start chat`)"
+                "the step succeeded, but starting the canister again failed ({error:#}): it is still stopped; check with `cargo xtask status`, then start it (`dfx canister start {0}` or `icp canister start {0}`)",
+                self.canister
             )),
             (Err(error), Err(again)) => Err(anyhow!(
                 "{error:#}; starting the canister again also failed ({again:#}): it is stopped — start it before using it"
@@ -157,7 +166,9 @@ impl Session {
     }
 
     pub fn len(&mut self) -> Result<u64> {
-        let reply = self.backend.call("len", &IDLArgs::new(&[]), true);
+        let reply = self
+            .backend
+            .call(&self.canister, "len", &IDLArgs::new(&[]), true);
         self.backend.ran();
         Ok(Decode!(&reply?, u64)?)
     }

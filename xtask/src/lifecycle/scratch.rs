@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use candid::{Decode, IDLArgs, IDLValue};
 
 use super::Session;
-use crate::backend::{Backend, Embedded};
+use crate::backend::{Backend, CanisterRef, Embedded};
 use crate::backup::{self, Source};
 
 pub struct Scratch {
@@ -30,26 +30,26 @@ impl Scratch {
 
     /// Loads the snapshot in `dir` into a new canister and returns its chat.
     pub fn chat(&mut self, dir: &Path) -> Result<Vec<String>> {
-        self.backend.create_canister()?;
-        let id = self.backend.snapshot_upload(dir, None)?;
-        self.backend.stop_canister()?;
-        self.backend.snapshot_load(&id)?;
-        self.backend.start_canister()?;
+        let canister = CanisterRef::Id(self.backend.create_canister()?);
+        let id = self.backend.snapshot_upload(&canister, dir, None)?;
+        self.backend.stop_canister(&canister)?;
+        self.backend.snapshot_load(&canister, &id)?;
+        self.backend.start_canister(&canister)?;
         self.backend.ran();
-        read_chat(&mut self.backend).context(
+        read_chat(&mut self.backend, &canister).context(
             "the snapshot loads, but its canister does not answer as the chat does (`len`, `page`): is it a backup of another canister?",
         )
     }
 }
 
 /// Every message, a page at a time: `dump` fails once a chat passes the reply limit.
-fn read_chat(backend: &mut dyn Backend) -> Result<Vec<String>> {
-    let reply = backend.call("len", &IDLArgs::new(&[]), true)?;
+fn read_chat(backend: &mut dyn Backend, canister: &CanisterRef) -> Result<Vec<String>> {
+    let reply = backend.call(canister, "len", &IDLArgs::new(&[]), true)?;
     let len = Decode!(&reply, u64)?;
     let mut chat = Vec::with_capacity(len as usize);
     while (chat.len() as u64) < len {
         let args = IDLArgs::new(&[IDLValue::Nat64(chat.len() as u64), IDLValue::Nat32(PAGE)]);
-        let reply = backend.call("page", &args, true)?;
+        let reply = backend.call(canister, "page", &args, true)?;
         let page = Decode!(&reply, Vec<String>)?;
         if page.is_empty() {
             bail!(

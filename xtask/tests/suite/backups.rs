@@ -354,7 +354,7 @@ fn bad_backup_input_gets_a_clear_error_and_changes_nothing() {
     );
 
     // A backup of another canister: a second chat on the same replica.
-    std::fs::remove_file(user.state.path().join("embedded/chat-canister-id")).unwrap();
+    std::fs::remove_file(user.state.path().join("embedded/canister_ids.json")).unwrap();
     user.ok(&["deploy"]);
     let refused = user.fails(1, &["upload", path]);
     assert!(

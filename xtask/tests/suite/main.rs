@@ -5,6 +5,7 @@
 mod common;
 
 mod backups;
+mod canisters;
 mod first_run;
 mod icp_backups;
 mod lifecycle;
