@@ -39,7 +39,7 @@ pub fn chat_wasm(target_dir: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Another canister `cargo xtask build` writes beside the chat (`relay`): `target/canister/<name>.wasm`.
+/// Another canister `cargo xtask build` writes beside the chat (`relay`, `notes`): `target/canister/<name>.wasm`.
 pub fn canister_wasm(target_dir: &Path, name: &str) -> Result<PathBuf, String> {
     let built = canister_dir(target_dir).join(format!("{name}.wasm"));
     if built.is_file() {

@@ -1,7 +1,8 @@
 //! `cargo xtask build`: compiles the chat canister for wasm32 with the size-tuned `canister`
 //! profile, shrinks it with ic-wasm and embeds its Candid interface as public metadata, the
-//! section dfx and icp-cli read back to type their calls. The relay, the replica tests'
-//! canister that calls others, is built beside it.
+//! section dfx and icp-cli read back to type their calls. Two test canisters are built
+//! beside it: the relay, the replica tests' canister that calls others, and the notes, the
+//! xtask tests' canister of a user's own (with its Candid, as a user's would carry).
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,13 @@ pub fn build() -> Result<Artifact> {
         &dir.join("relay.wasm"),
         &shrink(&compiled_module("relay")?)?,
     )?;
+    let notes_did = project::root().join("notes/notes.did");
+    let notes_did = std::fs::read_to_string(&notes_did)
+        .with_context(|| format!("cannot read {}", notes_did.display()))?;
+    write_atomically(
+        &dir.join("notes.wasm"),
+        &package(&compiled_module("notes")?, &notes_did)?,
+    )?;
     Ok(artifact)
 }
 
@@ -124,7 +132,7 @@ fn compile(sh: &Shell) -> Result<()> {
         format!("--remap-path-prefix={root}=/project\x1f--remap-path-prefix={cargo_home}=/cargo");
     let compile = cmd!(
         sh,
-        "{cargo} build --quiet --locked -p chat -p relay --profile {PROFILE} --target {WASM_TARGET}"
+        "{cargo} build --quiet --locked -p chat -p relay -p notes --profile {PROFILE} --target {WASM_TARGET}"
     )
     .env("CARGO_ENCODED_RUSTFLAGS", rustflags);
     let status = project::status(compile)?;

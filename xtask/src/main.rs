@@ -16,6 +16,7 @@ mod interrupt;
 mod lifecycle;
 mod preflight;
 mod project;
+mod query;
 mod records;
 mod test;
 mod tools;

@@ -1,19 +1,39 @@
-//! What the lifecycle remembers between invocations, per backend and network: the chat as
-//! it was when each snapshot was taken (for `verify`) and the snapshot last restored.
+//! What the lifecycle remembers between invocations, per backend and network: for each
+//! snapshot taken, the module hash and the answer of its check query (for `verify`), and the
+//! snapshot last restored onto each canister.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, Result};
+use candid::Encode;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Network;
 use crate::project;
+use crate::query::Check;
 
 #[derive(Default, Serialize, Deserialize)]
 pub struct Records {
-    /// Snapshot id (hex) → the chat's messages when it was taken.
-    pub dumps: BTreeMap<String, Vec<String>>,
-    pub last_restored: Option<String>,
+    /// Snapshot id (hex) → what the canister was when it was taken.
+    #[serde(default)]
+    pub taken: BTreeMap<String, Recorded>,
+    /// Canister id → the snapshot last restored onto it.
+    #[serde(default)]
+    pub restored: BTreeMap<String, String>,
+    /// Earlier versions recorded only the chat's messages, by snapshot id, and one restored
+    /// id: read and carried into the fields above, never written.
+    #[serde(default, skip_serializing)]
+    dumps: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing)]
+    last_restored: Option<String>,
+}
+
+/// A canister as it was when a snapshot was taken.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Recorded {
+    pub module_hash: Option<String>,
+    /// The check query and its answer (Candid bytes, hex), when the canister has one.
+    pub check: Option<(Check, String)>,
 }
 
 fn path(scope: &str) -> PathBuf {
@@ -39,15 +59,39 @@ impl Records {
 
     pub fn load(scope: &str) -> Result<Self> {
         let path = path(scope);
-        match std::fs::read(&path) {
+        let mut records: Self = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
                 format!(
                     "{} is damaged; delete it or run `cargo xtask start`",
                     path.display()
                 )
-            }),
-            Err(_) => Ok(Self::default()),
+            })?,
+            Err(_) => Self::default(),
+        };
+        records.carry_over()?;
+        Ok(records)
+    }
+
+    fn carry_over(&mut self) -> Result<()> {
+        for (id, chat) in std::mem::take(&mut self.dumps) {
+            let answer = project::hex(&Encode!(&chat)?);
+            self.taken.entry(id).or_insert(Recorded {
+                module_hash: None,
+                check: Some((Check::chat(), answer)),
+            });
         }
+        if let Some(id) = self.last_restored.take()
+            && let Ok(parsed) = id.parse::<crate::ids::SnapshotId>()
+            && let Some(owner) = parsed.canister()
+        {
+            self.restored.entry(owner.to_text()).or_insert(id);
+        }
+        Ok(())
+    }
+
+    /// Forgets snapshot `id` (deleted or replaced).
+    pub fn forget(&mut self, id: &str) {
+        self.taken.remove(id);
     }
 
     /// Saves atomically, so an interrupted save leaves the previous records.
@@ -63,6 +107,7 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candid::Decode;
 
     #[test]
     fn each_network_keeps_its_own_records() {
@@ -70,5 +115,26 @@ mod tests {
         assert_eq!(Records::scope("dfx", &Network::Ic), "dfx-ic");
         let url = Network::Url("http://127.0.0.1:4943".into());
         assert_eq!(Records::scope("icp", &url), "icp-http___127_0_0_1_4943");
+    }
+
+    #[test]
+    fn records_of_earlier_versions_are_carried_over() {
+        let old = r#"{"dumps":{"000000000000000080000000001000010101":["Hi there!"]},"last_restored":"000000000000000080000000001000010101"}"#;
+        let mut records: Records = serde_json::from_str(old).unwrap();
+        records.carry_over().unwrap();
+        let recorded = &records.taken["000000000000000080000000001000010101"];
+        let (check, answer) = recorded.check.as_ref().unwrap();
+        assert_eq!(check.to_string(), "dump ()");
+        let messages = Decode!(&project::unhex(answer).unwrap(), Vec<String>).unwrap();
+        assert_eq!(messages, ["Hi there!"]);
+        assert_eq!(
+            records.restored["bkyz2-fmaaa-aaaaa-qaaaq-cai"],
+            "000000000000000080000000001000010101"
+        );
+        let saved = serde_json::to_string(&records).unwrap();
+        assert!(
+            !saved.contains("dumps") && !saved.contains("last_restored"),
+            "{saved}"
+        );
     }
 }

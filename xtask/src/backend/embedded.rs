@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use super::transfer;
 use super::{Backend, CanisterRef, SnapshotId, SnapshotInfo, Status};
 use crate::backup::layout::Layout;
+use crate::build::CANDID_METADATA as CANDID_SERVICE;
+use crate::query::Interface;
 
 pub struct Embedded {
     dir: PathBuf,
@@ -126,6 +128,21 @@ impl Embedded {
         f(&mut call)
     }
 
+    /// The interface `canister` declares in its `candid:service` metadata, if it does.
+    pub fn interface(&mut self, canister: Principal) -> Result<Option<Interface>> {
+        let facts = self.replica().facts();
+        let did = facts
+            .into_iter()
+            .find(|f| f.id == canister)
+            .and_then(|f| {
+                f.metadata
+                    .into_iter()
+                    .find(|(_, name, _)| name == CANDID_SERVICE)
+            })
+            .map(|(_, _, bytes)| String::from_utf8_lossy(&bytes).into_owned());
+        did.map(|did| Interface::parse(&did)).transpose()
+    }
+
     /// Calls `method` of the management canister with `canister`'s id record.
     fn manage_canister<R: CandidType + DeserializeOwned>(
         &mut self,
@@ -212,7 +229,10 @@ impl Backend for Embedded {
         let canister = self.resolve(canister)?;
         let kind = if query { "query" } else { "update" };
         self.ran.push(format!("{kind} {canister}.{method}{args}"));
-        let bytes = args.to_bytes()?;
+        let bytes = match self.interface(canister)? {
+            Some(interface) => interface.encode(method, args)?,
+            None => args.to_bytes()?,
+        };
         let replica = self.replica();
         let reply = if query {
             replica.query(me(), canister, method, &bytes)

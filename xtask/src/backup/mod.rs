@@ -2,6 +2,7 @@
 //! and write, sealed by a manifest; the marker of an unfinished download; what
 //! a command names as a snapshot.
 
+pub mod contents;
 pub mod layout;
 pub mod manifest;
 

@@ -25,7 +25,7 @@ impl Run for Delete {
         let deleted = session.backend.snapshot_delete(&session.canister, &self.id);
         session.show();
         deleted?;
-        session.records.dumps.remove(&self.id.to_string());
+        session.records.forget(&self.id.to_string());
         session.save()?;
         session.say(format!("  deleted snapshot {}", self.id));
         Ok(Deleted { deleted: self.id })

@@ -9,6 +9,9 @@ use super::start::Start;
 use super::verify::{Verified, verify};
 use super::{Context, Run};
 use crate::lifecycle::GREETING;
+use crate::project;
+use crate::query::Check;
+use crate::records::Recorded;
 
 #[derive(Args)]
 pub struct Demo;
@@ -30,7 +33,8 @@ impl Run for Demo {
         session.came_back(format!("{} is {canister}", session.canister));
         session.say("[3/8] populate");
         session.append(GREETING)?;
-        let before = session.dump()?;
+        let check = Check::chat();
+        let before = session.ask(&check)?;
         session.say("[4/8] stop");
         let id = session.while_stopped(|s| {
             s.say("[5/8] snapshot, then start");
@@ -38,7 +42,13 @@ impl Run for Demo {
             s.show();
             id
         })?;
-        session.remember(&id, None, before)?;
+        // The seed's commands, unchanged: the module hash is compared by `verify` after
+        // `snapshot`, not in the demo.
+        let recorded = Recorded {
+            module_hash: None,
+            check: Some((check, project::hex(&before))),
+        };
+        session.remember(&id, None, recorded)?;
         session.say("[6/8] break: remove_spam loses the chat (the deliberate bug)");
         session.remove_spam()?;
         session.dump()?;

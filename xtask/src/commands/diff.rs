@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Context, Run};
 use crate::backup::Source;
-use crate::lifecycle::{Scratch, Session, chat_of, messages};
+use crate::lifecycle::{Scratch, Session, SnapshotDir, messages};
 
 #[derive(Args)]
 pub struct Diff {
@@ -34,8 +34,8 @@ impl Run for Diff {
     fn run(self, cx: &mut Context) -> Result<Changes> {
         let (a, b, out) = (&self.from, &self.to, cx.out);
         let mut scratch = Scratch::new()?;
-        let before = chat_of(a, session_for(cx, a)?, &mut scratch)?;
-        let after = chat_of(b, session_for(cx, b)?, &mut scratch)?;
+        let before = scratch.chat(&SnapshotDir::of(a, session_for(cx, a)?)?.path)?;
+        let after = scratch.chat(&SnapshotDir::of(b, session_for(cx, b)?)?.path)?;
         let (removed, added) = changes(&before, &after);
         for message in &removed {
             out.say(format!("  - {message}"));

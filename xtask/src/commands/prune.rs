@@ -71,7 +71,7 @@ fn prune(session: &mut Session, keep: usize, dry_run: bool) -> Result<Pruned> {
             let deleted = session.backend.snapshot_delete(&session.canister, &s.id);
             session.show();
             deleted?;
-            session.records.dumps.remove(&s.id.to_string());
+            session.records.forget(&s.id.to_string());
             session.save()?;
         }
     }

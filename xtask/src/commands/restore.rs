@@ -36,9 +36,12 @@ pub fn restore(session: &mut Session, id: Option<&SnapshotId>) -> Result<Restore
         loaded
     })?;
     session.say(format!("  restored snapshot {id}"));
-    // `verify` without an id compares the chat with the snapshot the chat last got.
-    if session.canister.is_chat() {
-        session.records.last_restored = Some(id.to_string());
+    // `verify` without an id compares the canister with the snapshot it last got.
+    if let Some(owner) = id.canister() {
+        session
+            .records
+            .restored
+            .insert(owner.to_text(), id.to_string());
         session.save()?;
     }
     Ok(Restored { snapshot_id: id })

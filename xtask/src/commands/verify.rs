@@ -1,13 +1,18 @@
-//! `cargo xtask verify`: the chat compared with the one recorded when a snapshot (default:
-//! the one last restored) was taken; a difference exits 3.
+//! `cargo xtask verify`: the canister compared with what was recorded when a snapshot
+//! (default: the one last restored onto it) was taken — its module hash, and the answer of
+//! its check query (the chat's: its messages); a difference exits 3.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use clap::Args;
 use serde::Serialize;
 
+use super::snapshot::messages_in;
 use super::{Context, Run};
 use crate::backend::SnapshotId;
 use crate::lifecycle::{Mismatch, Session, messages};
+use crate::project;
+use crate::query::Check;
+use crate::records::Recorded;
 
 #[derive(Args)]
 pub struct Verify {
@@ -18,7 +23,12 @@ pub struct Verify {
 pub struct Verified {
     pub verified: bool,
     pub snapshot_id: String,
-    pub messages: usize,
+    /// Whether the module hash was compared (it was recorded).
+    pub module_hash: bool,
+    /// The check query compared, if one was recorded.
+    pub check: Option<String>,
+    /// The chat's messages, when the check is the chat's `dump`.
+    pub messages: Option<usize>,
 }
 
 impl Run for Verify {
@@ -30,41 +40,110 @@ impl Run for Verify {
 }
 
 pub fn verify(session: &mut Session, id: Option<&SnapshotId>) -> Result<Verified> {
-    if !session.canister.is_chat() {
-        bail!(
-            "verify compares the chat's messages (`dump`) with those recorded at the snapshot, and {} is not the chat; its restore is checked by `cargo xtask status` (the module hash)",
-            session.canister
-        );
-    }
     let key = match id {
         Some(id) => id.to_string(),
-        None => session.records.last_restored.clone().ok_or_else(|| {
-            anyhow!(
-                "nothing to verify against: restore a snapshot first, or name one with `verify ID`"
-            )
-        })?,
+        None => last_restored(session)?,
     };
-    let Some(recorded) = session.records.dumps.get(&key).cloned() else {
-        bail!(
-            "no chat was recorded for snapshot {key}: only snapshots taken with `cargo xtask snapshot` can be verified"
-        );
+    let Some(recorded) = session.records.taken.get(&key).cloned() else {
+        return Err(anyhow!(
+            "nothing was recorded for snapshot {key}: only snapshots taken with `cargo xtask snapshot` can be verified"
+        ));
     };
-    let now = session.dump()?;
-    if now != recorded {
-        return Err(Mismatch(format!(
-            "the chat does not match snapshot {key}: it has {} messages, the snapshot had {}",
-            now.len(),
-            recorded.len()
-        ))
-        .into());
+    if let Some(hash) = &recorded.module_hash {
+        compare_module(session, &key, hash)?;
     }
-    session.say(format!(
-        "  verified: the chat equals snapshot {key} ({})",
-        messages(now.len())
-    ));
+    let messages = match &recorded.check {
+        Some((check, answer)) => compare_answer(session, &key, check, answer)?,
+        None => None,
+    };
+    say_verified(session, &key, &recorded, messages);
     Ok(Verified {
         verified: true,
         snapshot_id: key,
-        messages: now.len(),
+        module_hash: recorded.module_hash.is_some(),
+        check: recorded.check.map(|(c, _)| c.to_string()),
+        messages,
     })
+}
+
+/// The snapshot last restored onto the canister.
+fn last_restored(session: &mut Session) -> Result<String> {
+    let status = session.backend.status(&session.canister);
+    session.show();
+    let canister = status?.canister;
+    session
+        .records
+        .restored
+        .get(&canister)
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "nothing to verify against: restore a snapshot first, or name one with `verify ID`"
+            )
+        })
+}
+
+fn compare_module(session: &mut Session, key: &str, recorded: &str) -> Result<()> {
+    let status = session.backend.status(&session.canister);
+    session.show();
+    match status?.module_hash {
+        Some(now) if now == recorded => Ok(()),
+        now => Err(Mismatch(format!(
+            "{} does not match snapshot {key}: its module is {}, the snapshot's was {recorded}",
+            session.canister,
+            now.as_deref().unwrap_or("none")
+        ))
+        .into()),
+    }
+}
+
+/// Asks the check query again; the chat's messages when it is the chat's `dump`.
+fn compare_answer(
+    session: &mut Session,
+    key: &str,
+    check: &Check,
+    recorded: &str,
+) -> Result<Option<usize>> {
+    let now = session.ask(check)?;
+    let then = project::unhex(recorded).unwrap_or_default();
+    let counts = (
+        messages_in(Some(check), Some(&now)),
+        messages_in(Some(check), Some(&then)),
+    );
+    if now == then {
+        return Ok(counts.0);
+    }
+    let error = match counts {
+        (Some(now), Some(then)) => format!(
+            "the chat does not match snapshot {key}: it has {now} messages, the snapshot had {then}"
+        ),
+        _ => format!(
+            "{} does not match snapshot {key}: `{check}` now answers {}, and answered {} then",
+            session.canister,
+            shown(&now),
+            shown(&then)
+        ),
+    };
+    Err(Mismatch(error).into())
+}
+
+fn shown(answer: &[u8]) -> String {
+    candid::IDLArgs::from_bytes(answer).map_or_else(|_| project::hex(answer), |a| a.to_string())
+}
+
+fn say_verified(session: &Session, key: &str, recorded: &Recorded, count: Option<usize>) {
+    let line = match (count, &recorded.check) {
+        (Some(n), _) => format!("the chat equals snapshot {key} ({})", messages(n)),
+        (None, Some((check, _))) => format!(
+            "{} equals snapshot {key} (`{check}` answers as it did{})",
+            session.canister,
+            if recorded.module_hash.is_some() {
+                ", same module"
+            } else {
+                ""
+            }
+        ),
+        (None, None) => format!("{} runs the module of snapshot {key}", session.canister),
+    };
+    session.say(format!("  verified: {line}"));
 }

@@ -68,11 +68,11 @@ impl Session {
         manifest: Option<&Manifest>,
     ) -> Result<()> {
         if let Some(replaced) = replaced {
-            self.records.dumps.remove(&replaced.to_string());
+            self.records.forget(&replaced.to_string());
         }
-        let recorded = manifest.and_then(|m| self.records.dumps.get(&m.origin.snapshot_id));
-        if let Some(chat) = recorded.cloned() {
-            self.records.dumps.insert(id.to_string(), chat);
+        let recorded = manifest.and_then(|m| self.records.taken.get(&m.origin.snapshot_id));
+        if let Some(recorded) = recorded.cloned() {
+            self.records.taken.insert(id.to_string(), recorded);
         }
         self.save()
     }

@@ -9,12 +9,13 @@ use candid::{
 };
 
 use crate::backend::{Backend, CanisterRef, SnapshotId, SnapshotInfo};
-use crate::records::Records;
+use crate::query::Check;
+use crate::records::{Recorded, Records};
 
 mod backups;
 mod scratch;
 
-pub use scratch::{Scratch, chat_of};
+pub use scratch::{Scratch, SnapshotDir};
 
 /// Where lines for the user go: stdout, or stderr when stdout carries JSON.
 #[derive(Clone, Copy)]
@@ -95,16 +96,26 @@ impl Session {
         let reply = self.backend.call(&self.canister, method, &args, query);
         self.show();
         let reply = reply?;
-        let shown = match results_of(method) {
-            Some(results) => IDLArgs::from_bytes_with_types(&reply, &TypeEnv::new(), &results),
-            None => IDLArgs::from_bytes(&reply),
+        self.show_reply(method, &reply);
+        Ok(reply)
+    }
+
+    /// A reply as dfx prints it, typed by the chat's results where the method is the chat's.
+    fn show_reply(&self, method: &str, reply: &[u8]) {
+        let typed = self
+            .canister
+            .is_chat()
+            .then(|| results_of(method))
+            .flatten();
+        let shown = match typed {
+            Some(results) => IDLArgs::from_bytes_with_types(reply, &TypeEnv::new(), &results),
+            None => IDLArgs::from_bytes(reply),
         }
         .map_or_else(
             |e| format!("(a reply that does not decode: {e})"),
             |a| a.to_string(),
         );
         self.say(format!("  {shown}"));
-        Ok(reply)
     }
 
     pub fn append(&mut self, message: &str) -> Result<()> {
@@ -155,14 +166,26 @@ impl Session {
         &mut self,
         id: &SnapshotId,
         replaced: Option<&SnapshotId>,
-        chat: Vec<String>,
+        recorded: Recorded,
     ) -> Result<()> {
         self.say(format!("  snapshot {id}"));
         if let Some(replaced) = replaced {
-            self.records.dumps.remove(&replaced.to_string());
+            self.records.forget(&replaced.to_string());
         }
-        self.records.dumps.insert(id.to_string(), chat);
+        self.records.taken.insert(id.to_string(), recorded);
         self.save()
+    }
+
+    /// The answer of the check query, asked of the canister.
+    pub fn ask(&mut self, check: &Check) -> Result<Vec<u8>> {
+        let args = check.idl_args()?;
+        let answer = self
+            .backend
+            .call(&self.canister, &check.method, &args, true);
+        self.show();
+        let answer = answer.with_context(|| format!("the check query `{check}` failed"))?;
+        self.show_reply(&check.method, &answer);
+        Ok(answer)
     }
 
     pub fn len(&mut self) -> Result<u64> {

@@ -1,15 +1,36 @@
 //! Any canister, not only the chat: `--canister NAME|ID` on the embedded backend, with the
-//! relay (a canister of its own state and interface) deployed beside the chat.
+//! relay and the notes (canisters of their own state and interface) deployed beside the
+//! chat. Between commands the tests act as the canisters' users, calling them directly.
 
 use candid::{Decode, Encode, Principal};
 use replica::Replica;
 
 use crate::common::User;
 
-fn relay_wasm() -> String {
+fn wasm(name: &str) -> String {
     let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
-    let path = project_tools::canister_wasm(&target, "relay").unwrap_or_else(|e| panic!("{e}"));
+    let path = project_tools::canister_wasm(&target, name).unwrap_or_else(|e| panic!("{e}"));
     path.display().to_string()
+}
+
+fn relay_wasm() -> String {
+    wasm("relay")
+}
+
+/// Calls `method` of `canister` on the embedded replica, as its users would.
+fn call(user: &User, canister: Principal, method: &str, arg: Vec<u8>, query: bool) -> Vec<u8> {
+    let mut replica = Replica::open(&user.state.path().join("embedded")).unwrap();
+    let me = Principal::anonymous();
+    let reply = if query {
+        replica.query(me, canister, method, &arg)
+    } else {
+        replica.update(me, canister, method, &arg)
+    };
+    reply.unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+fn notes_count(user: &User, notes: Principal) -> u64 {
+    Decode!(&call(user, notes, "count", Encode!().unwrap(), true), u64).unwrap()
 }
 
 /// The relay's counter, read and bumped on the embedded replica between commands.
@@ -80,13 +101,100 @@ fn a_canister_of_its_own_is_snapshot_and_restored_by_name_and_by_id() {
 }
 
 #[test]
+fn a_canister_kept_on_the_heap_is_checked_by_its_own_query_through_every_command() {
+    let user = User::new();
+    user.ok(&["start"]);
+    let notes_wasm = wasm("notes");
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &notes_wasm]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    for note in ["first", "second"] {
+        call(&user, notes, "add", Encode!(&note).unwrap(), false);
+    }
+    // An upgrade goes through pre_upgrade and post_upgrade and keeps the notes.
+    user.ok(&["deploy", "--canister", "notes", "--wasm", &notes_wasm]);
+    assert_eq!(notes_count(&user, notes), 2);
+
+    let taken = user.json(&["snapshot", "--canister", "notes", "--check", "count"]);
+    assert_eq!(taken["check"], "count ()");
+    let id = taken["snapshot_id"].as_str().unwrap().to_owned();
+    let status = user.json(&["status", "--canister", "notes"]);
+    assert_eq!(taken["module_hash"], status["module_hash"]);
+
+    call(&user, notes, "clear", Encode!().unwrap(), false);
+    let differs = user.fails(3, &["verify", "--canister", "notes", &id]);
+    assert!(
+        differs.contains("`count ()` now answers (0 : nat64), and answered (2 : nat64) then"),
+        "{differs}"
+    );
+    user.ok(&["restore", "--canister", "notes"]);
+    let verified = user.json(&["verify", "--canister", "notes"]);
+    assert_eq!(verified["snapshot_id"], id.as_str());
+    assert_eq!(verified["check"], "count ()");
+    assert_eq!(verified["module_hash"], true);
+    assert_eq!(notes_count(&user, notes), 2);
+
+    // The backup reads offline, typed by the canister's own interface: `get (1)` is sent
+    // as a nat64 because notes.did says so.
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("notes");
+    let dir = dir.to_str().unwrap();
+    user.json(&["download", "--canister", "notes", "-o", dir]);
+    let inspected = user.json(&["inspect", dir, "--query", "get (1)"]);
+    assert_eq!(inspected["answer"]["reply"], "(opt \"second\")");
+    assert_eq!(
+        inspected["contents"]["module_hash"],
+        status["module_hash"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x")
+    );
+    let sections = inspected["contents"]["metadata"].as_array().unwrap();
+    let candid = sections
+        .iter()
+        .find(|s| s["name"] == "candid:service")
+        .unwrap();
+    assert!(
+        candid["text"]
+            .as_str()
+            .unwrap()
+            .contains("get : (nat64) -> (opt text) query")
+    );
+    assert!(inspected["messages"].is_null(), "not a chat: {inspected}");
+
+    // guard rolls back a call that changes the check's answer.
+    let guarded = user.json(&["guard", "--canister", "notes", "clear", "--check", "count"]);
+    assert_eq!(guarded["restored"], true);
+    assert_eq!(guarded["before"], "(2 : nat64)");
+    assert_eq!(guarded["after"], "(0 : nat64)");
+    assert_eq!(notes_count(&user, notes), 2);
+    let error = user.fails(1, &["guard", "--canister", "notes", "clear"]);
+    assert!(error.contains("with --check 'METHOD ARGS'"), "{error}");
+
+    // An upload of the backup is verified by the check recorded for its origin.
+    call(&user, notes, "clear", Encode!().unwrap(), false);
+    let uploaded = user.json(&["upload", dir, "--canister", "notes"]);
+    let copy = uploaded["snapshot_id"].as_str().unwrap();
+    user.ok(&["restore", "--canister", "notes", copy]);
+    assert_eq!(
+        user.json(&["verify", "--canister", "notes"])["check"],
+        "count ()"
+    );
+    assert_eq!(notes_count(&user, notes), 2);
+}
+
+#[test]
 fn what_only_the_chat_has_and_bad_names_are_refused_clearly() {
     let user = User::new();
     user.ok(&["start"]);
     let wasm = relay_wasm();
     user.ok(&["deploy", "--canister", "relay", "--wasm", &wasm]);
     let error = user.fails(1, &["verify", "--canister", "relay"]);
-    assert!(error.contains("relay is not the chat"), "{error}");
+    assert!(error.contains("nothing to verify against"), "{error}");
+    let error = user.fails(2, &["snapshot", "--canister", "relay", "--check", "(0)"]);
+    assert!(
+        error.contains("does not start with a method name"),
+        "{error}"
+    );
     let error = user.fails(1, &["deploy", "--canister", "other"]);
     assert!(
         error.contains("cargo xtask deploy --canister other --wasm FILE"),
