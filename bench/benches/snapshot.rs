@@ -1,9 +1,10 @@
 //! Snapshots of canisters holding 10 MiB, 100 MiB and 1 GiB in stable memory or in the wasm
 //! heap: take, load (after 1 % of the pages were rewritten, plus the first call) and replace,
 //! each against a memcpy of the same bytes in the same process; the disk a second snapshot
-//! adds; the peak memory of a take and load at 1 GiB; and the time to open a small state.
-//! Prints JSON lines (see `common/figures.rs`); `cargo xtask bench` makes them a table.
-//! `-- --quick`: 10 MiB only.
+//! adds; the peak memory of a take and load at 1 GiB; the time to open a small state; and the
+//! size of a snapshot of the chat against its message count, of the canister `cargo xtask build`
+//! wrote (or `$CHAT_WASM`). Prints JSON lines (see `common/figures.rs`); `cargo xtask bench`
+//! makes them a table. `-- --quick`: 10 MiB only, and chats of 1 and 1,000 messages.
 
 #[path = "common/figures.rs"]
 mod figures;
@@ -46,6 +47,7 @@ fn main() {
         }
     }
     open_small_state();
+    chat_snapshot_size(if quick { &[1, 1_000] } else { &[1, 10_000] });
 }
 
 /// A replica with one filler canister holding `size` bytes of `kind`, checkpointed.
@@ -257,8 +259,69 @@ fn open_small_state() {
     );
 }
 
+/// `total_size` of a snapshot of the chat at each of `counts` messages: for a small chat, its
+/// module, heap and the memory manager's buckets rather than its messages.
+fn chat_snapshot_size(counts: &[u64]) {
+    let target = project_tools::target_dir_of_tests(env!("CARGO_TARGET_TMPDIR"));
+    let path = project_tools::chat_wasm(&target).unwrap_or_else(|e| panic!("{e}"));
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = Replica::open(dir.path()).unwrap();
+    let chat = create(&mut replica);
+    install_module(&mut replica, chat, wasm);
+    let mut len = 0;
+    for &count in counts {
+        while len < count {
+            let message = Encode!(&format!("message {len}")).unwrap();
+            replica.update(me(), chat, "append", &message).unwrap();
+            len += 1;
+        }
+        let args = ic::TakeCanisterSnapshotArgs {
+            canister_id: chat,
+            replace_snapshot: None,
+            uninstall_code: None,
+            sender_canister_version: None,
+        };
+        let snapshot = manage::<ic::Snapshot>(&mut replica, "take_canister_snapshot", args);
+        let name = match count {
+            1 => "1 message".to_owned(),
+            n => format!("{} messages", thousands(n)),
+        };
+        report(
+            "chat canister, snapshot size against message count",
+            &name,
+            "MiB",
+            Spread::one(snapshot.total_size as f64 / MIB as f64),
+            None,
+            None,
+        );
+        let args = ic::DeleteCanisterSnapshotArgs {
+            canister_id: chat,
+            snapshot_id: snapshot.id,
+        };
+        manage::<()>(&mut replica, "delete_canister_snapshot", args);
+    }
+}
+
+/// `n` with commas between groups of three digits: 10,000.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 fn install(replica: &mut Replica, canister: Principal) {
     let wasm = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/filler.wat")).unwrap();
+    install_module(replica, canister, wasm);
+}
+
+fn install_module(replica: &mut Replica, canister: Principal, wasm: Vec<u8>) {
     let args = ic::InstallCodeArgs {
         mode: ic::CanisterInstallMode::Install,
         canister_id: canister,

@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 use candid::IDLArgs;
 
 use super::cli::{Cli, absolute, hex_bytes, version_in};
-use super::{Backend, CanisterRef, Network, SnapshotId, SnapshotInfo, Status};
+use super::{
+    Backend, Budget, CanisterRef, Network, SnapshotId, SnapshotInfo, Status, bytes_of, number_in,
+};
 use crate::project;
 
 /// The first dfx whose snapshot download and upload speak today's management types, and the
@@ -266,6 +268,7 @@ pub fn parse_list(printed: &str) -> Vec<SnapshotInfo> {
                 id: id.parse().ok()?,
                 taken_at: taken_at.trim().to_owned(),
                 size: size.trim().to_owned(),
+                bytes: bytes_of(size)?,
             })
         })
         .collect()
@@ -284,10 +287,21 @@ pub fn parse_status(printed: &str, canister: String) -> Result<Status> {
     let module_hash = field("Module hash:")
         .filter(|h| h != "None")
         .map(|h| h.trim_start_matches("0x").to_owned());
+    let number = |name: &str| field(name).as_deref().and_then(number_in);
+    let budget = (|| {
+        Some(Budget {
+            cycles: number("Balance:")?,
+            memory_size: number("Memory Size:").or_else(|| number("Memory size:"))? as u64,
+            memory_allocation: number("Memory allocation:")? as u64,
+            freezing_threshold: number("Freezing threshold:")? as u64,
+            idle_cycles_burned_per_day: number("Idle cycles burned per day:")?,
+        })
+    })();
     Ok(Status {
         canister,
         status: status.to_lowercase(),
         module_hash,
+        budget,
     })
 }
 
@@ -325,6 +339,8 @@ mod tests {
         assert_eq!(listed[0].size, "1.61MiB");
         assert_eq!(listed[0].taken_at, "2024-08-27 18:19:20 UTC");
         assert_eq!(listed[1].size, "1.61 MiB");
+        assert_eq!(listed[0].bytes, listed[1].bytes);
+        assert_eq!(listed[1].bytes, (1.61 * 1048576.0) as u64);
         assert!(parse_list("No snapshots found in canister chat").is_empty());
     }
 

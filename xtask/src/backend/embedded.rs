@@ -13,7 +13,7 @@ use replica::{Reject, Replica};
 use serde::de::DeserializeOwned;
 
 use super::transfer;
-use super::{Backend, CanisterRef, SnapshotId, SnapshotInfo, Status};
+use super::{Backend, Budget, CanisterRef, SnapshotId, SnapshotInfo, Status};
 use crate::backup::layout::Layout;
 use crate::build::CANDID_METADATA as CANDID_SERVICE;
 use crate::query::Interface;
@@ -158,6 +158,11 @@ impl Embedded {
     }
 }
 
+/// A Candid `nat` as a number; beyond `u128` (no balance is), the largest.
+fn natural(n: &candid::Nat) -> u128 {
+    u128::try_from(n.0.clone()).unwrap_or(u128::MAX)
+}
+
 /// A reject as one line a user can act on.
 fn explain(reject: Reject) -> anyhow::Error {
     anyhow!("the replica rejected the call: {reject}")
@@ -256,6 +261,13 @@ impl Backend for Embedded {
             canister: self.resolve(canister)?.to_text(),
             status: format!("{:?}", status.status).to_lowercase(),
             module_hash: status.module_hash.map(|h| SnapshotId(h).to_string()),
+            budget: Some(Budget {
+                cycles: natural(&status.cycles),
+                memory_size: natural(&status.memory_size) as u64,
+                memory_allocation: natural(&status.settings.memory_allocation) as u64,
+                freezing_threshold: natural(&status.settings.freezing_threshold) as u64,
+                idle_cycles_burned_per_day: natural(&status.idle_cycles_burned_per_day),
+            }),
         })
     }
 

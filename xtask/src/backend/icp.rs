@@ -9,7 +9,7 @@ use candid::IDLArgs;
 use serde::Deserialize;
 
 use super::cli::{Cli, absolute, hex_bytes, version_in};
-use super::{Backend, CanisterRef, Network, SnapshotId, SnapshotInfo, Status};
+use super::{Backend, Budget, CanisterRef, Network, SnapshotId, SnapshotInfo, Status, number_in};
 
 pub struct Icp {
     cli: Cli,
@@ -245,6 +245,17 @@ struct StatusJson {
     id: String,
     status: String,
     module_hash: Option<String>,
+    memory_size: Option<String>,
+    cycles: Option<String>,
+    idle_cycles_burned_per_day: Option<String>,
+    settings: Option<SettingsJson>,
+}
+
+/// icp prints numbers as text with `_` separators: `"2_592_000"`.
+#[derive(Deserialize)]
+struct SettingsJson {
+    memory_allocation: Option<String>,
+    freezing_threshold: Option<String>,
 }
 
 /// `{"snapshot_id":"<hex>","taken_at_timestamp":<ns>,"total_size_bytes":<n>}`.
@@ -275,12 +286,26 @@ pub fn parse_list(json: &str) -> Result<Vec<SnapshotInfo>> {
 pub fn parse_status(json: &str) -> Result<Status> {
     let status: StatusJson = serde_json::from_str(json.trim())
         .with_context(|| format!("icp printed no status: {}", json.trim()))?;
+    let budget = budget(&status);
     Ok(Status {
         canister: status.id,
         status: status.status.to_lowercase(),
         module_hash: status
             .module_hash
             .map(|h| h.trim_start_matches("0x").to_owned()),
+        budget,
+    })
+}
+
+fn budget(status: &StatusJson) -> Option<Budget> {
+    let number = |field: &Option<String>| field.as_deref().and_then(number_in);
+    let settings = status.settings.as_ref()?;
+    Some(Budget {
+        cycles: number(&status.cycles)?,
+        memory_size: number(&status.memory_size)? as u64,
+        memory_allocation: number(&settings.memory_allocation)? as u64,
+        freezing_threshold: number(&settings.freezing_threshold)? as u64,
+        idle_cycles_burned_per_day: number(&status.idle_cycles_burned_per_day)?,
     })
 }
 

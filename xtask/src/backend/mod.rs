@@ -80,6 +80,8 @@ pub struct SnapshotInfo {
     pub taken_at: String,
     /// Its size for people, as `1.61 MiB` (dfx's form).
     pub size: String,
+    /// Its size in bytes (from dfx's rounded figure, within 1 %).
+    pub bytes: u64,
 }
 
 impl SnapshotInfo {
@@ -89,8 +91,36 @@ impl SnapshotInfo {
             id,
             taken_at: utc(taken_at_ns),
             size: indicatif::HumanBytes(total_size).to_string(),
+            bytes: total_size,
         }
     }
+}
+
+/// Bytes from a size as people read it: `1.61 MiB`, `512 B`, and older dfx's `1.61MiB`.
+pub fn bytes_of(size: &str) -> Option<u64> {
+    let size = size.trim();
+    let (number, unit) = size.split_at(size.find(|c: char| c.is_ascii_alphabetic())?);
+    let scale = match unit {
+        "B" => 1u64,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    Some((number.trim().parse::<f64>().ok()? * scale as f64) as u64)
+}
+
+/// The first number in a field as the SDKs print them: `2_592_000`, `1_520_438 Bytes`,
+/// `Nat(100)`.
+pub fn number_in(field: &str) -> Option<u128> {
+    let digits: String = field
+        .split_whitespace()
+        .next()?
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// Nanoseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -121,6 +151,21 @@ pub struct Status {
     /// `running`, `stopping` or `stopped`.
     pub status: String,
     pub module_hash: Option<String>,
+    /// What the canister can afford, when the tool reports it.
+    pub budget: Option<Budget>,
+}
+
+/// A canister's balance and what its memory costs it, from `canister_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    pub cycles: u128,
+    /// Bytes, snapshots included.
+    pub memory_size: u64,
+    /// Bytes; 0 for none.
+    pub memory_allocation: u64,
+    /// Seconds.
+    pub freezing_threshold: u64,
+    pub idle_cycles_burned_per_day: u128,
 }
 
 /// Which backend the user asked for.

@@ -18,8 +18,9 @@ use crate::project;
 pub const MANIFEST: &str = "manifest.json";
 const FORMAT: &str = "canister-snapshots backup 1";
 /// Whether `name` is a file a tool keeps for itself in a snapshot directory — icp-cli's lock
-/// and progress files, and dfx's upload progress, `<new snapshot id in hex>.json` — never
-/// part of a backup, never "extra".
+/// and progress files, dfx's upload progress, `<new snapshot id in hex>.json`, and our own
+/// `*.partial`, which a write cut short between writing and renaming leaves — never part of
+/// a backup, never "extra".
 pub fn is_bookkeeping(name: &std::ffi::OsStr) -> bool {
     const ICP: [&str; 4] = [
         ".lock",
@@ -31,7 +32,7 @@ pub fn is_bookkeeping(name: &std::ffi::OsStr) -> bool {
     let dfx_upload = name
         .strip_suffix(".json")
         .is_some_and(|id| id.len() >= 16 && id.chars().all(|c| c.is_ascii_hexdigit()));
-    ICP.contains(&name.as_ref()) || dfx_upload
+    ICP.contains(&name.as_ref()) || dfx_upload || name.ends_with(".partial")
 }
 /// The piece size of the per-MiB hashes.
 const PIECE: usize = 1 << 20;

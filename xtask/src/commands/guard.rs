@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::restore::restore;
-use super::snapshot::take;
+use super::snapshot::{Snapshot, take};
 use super::verify::verify;
 use super::{Context, Run};
 use crate::backend::SnapshotId;
@@ -108,7 +108,7 @@ impl Run for Guard {
         session.say(format!(
             "  guard: before the call, {before}; taking a snapshot first"
         ));
-        let id = take(session, None, None)?.snapshot_id;
+        let id = take(session, Snapshot::plain())?.snapshot_id;
         let values: Vec<IDLValue> = self.args.into_iter().map(IDLValue::Text).collect();
         let called = session.call(&method, &values, false);
         let (after, after_bytes) = watch.read(session)?;

@@ -13,8 +13,10 @@ use crate::query::Check;
 use crate::records::{Recorded, Records};
 
 mod backups;
+mod headroom;
 mod scratch;
 
+pub use headroom::check as check_headroom;
 pub use scratch::{Scratch, SnapshotDir};
 
 /// Where lines for the user go: stdout, or stderr when stdout carries JSON.

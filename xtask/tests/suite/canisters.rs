@@ -211,3 +211,60 @@ fn what_only_the_chat_has_and_bad_names_are_refused_clearly() {
     let error = user.fails(1, &["deploy", "--canister", stranger, "--wasm", &wasm]);
     assert!(error.contains("deploy by name"), "{error}");
 }
+
+#[test]
+fn a_snapshot_that_would_freeze_the_canister_is_refused_unless_forced() {
+    use ic_management_canister_types as ic;
+    let user = User::new();
+    user.ok(&["start"]);
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    // A freezing threshold of 10 million years: the snapshot's storage alone would then
+    // cost more than the 100 T cycles the canister holds.
+    let settings = ic::UpdateSettingsArgs {
+        canister_id: notes,
+        settings: ic::CanisterSettings {
+            freezing_threshold: Some(candid::Nat::from(315_360_000_000_000u64)),
+            ..Default::default()
+        },
+        sender_canister_version: None,
+    };
+    call(
+        &user,
+        Principal::management_canister(),
+        "update_settings",
+        Encode!(&settings).unwrap(),
+        false,
+    );
+    let refused = user.fails(1, &["snapshot", "--canister", "notes"]);
+    assert!(
+        refused.contains("notes cannot afford this snapshot"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("above the 100_000_000_000_000 cycles it holds"),
+        "{refused}"
+    );
+    assert!(refused.contains("--force"), "{refused}");
+    let listed = user.json(&["list", "--canister", "notes"]);
+    assert_eq!(
+        listed["snapshots"].as_array().unwrap().len(),
+        0,
+        "nothing was taken"
+    );
+    let status = user.json(&["status", "--canister", "notes"]);
+    assert_eq!(
+        status["status"], "running",
+        "the canister was never stopped"
+    );
+
+    user.json(&["snapshot", "--canister", "notes", "--force"]);
+    let out = user.ok(&["snapshot", "--canister", "notes", "--force", "--running"]);
+    assert!(out.contains("while the canister runs"), "{out}");
+    assert!(
+        !out.contains("stop_canister"),
+        "a running snapshot stops nothing: {out}"
+    );
+    let listed = user.json(&["list", "--canister", "notes"]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 2);
+}
