@@ -48,8 +48,10 @@ struct Cli {
     network: Network,
     /// The canister to act on: a name from dfx.json or icp.yaml (on the embedded replica, one
     /// it deployed) or a canister id.
-    #[arg(long, global = true, default_value = "chat", value_name = "NAME|ID")]
-    canister: CanisterRef,
+    /// Repeated, it names a set of canisters captured together (snapshot, restore, list,
+    /// verify). [default: chat]
+    #[arg(long, global = true, value_name = "NAME|ID")]
+    canister: Vec<CanisterRef>,
     /// Print the result as JSON on stdout (progress goes to stderr).
     #[arg(long, global = true)]
     json: bool,

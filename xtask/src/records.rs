@@ -20,6 +20,9 @@ pub struct Records {
     /// Canister id → the snapshot last restored onto it.
     #[serde(default)]
     pub restored: BTreeMap<String, String>,
+    /// Set id → the snapshots taken of several canisters together.
+    #[serde(default)]
+    pub sets: BTreeMap<String, SnapshotSet>,
     /// Earlier versions recorded only the chat's messages, by snapshot id, and one restored
     /// id: read and carried into the fields above, never written.
     #[serde(default, skip_serializing)]
@@ -34,6 +37,21 @@ pub struct Recorded {
     pub module_hash: Option<String>,
     /// The check query and its answer (Candid bytes, hex), when the canister has one.
     pub check: Option<(Check, String)>,
+}
+
+/// Snapshots of several canisters taken while all of them were stopped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotSet {
+    /// When it was taken, as `YYYY-MM-DD HH:MM:SS UTC`.
+    pub taken_at: String,
+    pub members: Vec<Member>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Member {
+    /// As the user named it: a name or an id.
+    pub canister: String,
+    pub snapshot_id: String,
 }
 
 fn path(scope: &str) -> PathBuf {
@@ -89,9 +107,11 @@ impl Records {
         Ok(())
     }
 
-    /// Forgets snapshot `id` (deleted or replaced).
+    /// Forgets snapshot `id` (deleted or replaced), and any set it was part of.
     pub fn forget(&mut self, id: &str) {
         self.taken.remove(id);
+        self.sets
+            .retain(|_, set| set.members.iter().all(|m| m.snapshot_id != id));
     }
 
     /// Saves atomically, so an interrupted save leaves the previous records.

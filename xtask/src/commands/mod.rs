@@ -25,7 +25,7 @@ mod verify_backup;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -43,35 +43,56 @@ pub trait Run {
 pub struct Context {
     choice: Choice,
     network: Network,
-    canister: CanisterRef,
+    canisters: Vec<CanisterRef>,
     pub out: Out,
     session: Option<Session>,
 }
 
 impl Context {
-    pub fn new(choice: Choice, network: Network, canister: CanisterRef, json: bool) -> Self {
+    pub fn new(choice: Choice, network: Network, canisters: Vec<CanisterRef>, json: bool) -> Self {
+        let canisters = if canisters.is_empty() {
+            vec![CanisterRef::chat()]
+        } else {
+            canisters
+        };
         Self {
             choice,
             network,
-            canister,
+            canisters,
             out: Out { json },
             session: None,
         }
     }
 
-    /// The canister named with `--canister` (default: the chat).
+    /// The canister named with `--canister` (default: the chat); the first, if several.
     pub fn canister(&self) -> &CanisterRef {
-        &self.canister
+        &self.canisters[0]
     }
 
-    /// The backend and what is remembered for it, opened on first use.
+    /// Every canister named with `--canister`.
+    pub fn canisters(&self) -> &[CanisterRef] {
+        &self.canisters
+    }
+
+    /// The backend and what is remembered for it, for a command acting on one canister.
     pub fn session(&mut self) -> Result<&mut Session> {
+        if self.canisters.len() > 1 {
+            bail!(
+                "--canister names {} canisters, and this command acts on one: name one (snapshot, restore, list and verify take several, as a set)",
+                self.canisters.len()
+            );
+        }
+        self.set_session()
+    }
+
+    /// The backend and what is remembered for it, for a command that takes a set.
+    pub fn set_session(&mut self) -> Result<&mut Session> {
         if self.session.is_none() {
             crate::interrupt::install();
             let (backend, why) =
                 backend::open(self.choice, &self.network, crate::project::state_dir())?;
             let scope = Records::scope(backend.name(), &self.network);
-            let session = Session::new(backend, self.canister.clone(), scope, self.out)?;
+            let session = Session::new(backend, self.canisters[0].clone(), scope, self.out)?;
             if let Some(why) = why {
                 session.say(why);
             }

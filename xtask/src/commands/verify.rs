@@ -16,7 +16,21 @@ use crate::records::Recorded;
 
 #[derive(Args)]
 pub struct Verify {
+    #[arg(conflicts_with = "set")]
     id: Option<SnapshotId>,
+    /// Verify every member of this set against its own snapshot.
+    #[arg(long, value_name = "SET")]
+    set: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Verifying {
+    One(Verified),
+    Set {
+        set_id: String,
+        members: Vec<Verified>,
+    },
 }
 
 #[derive(Serialize)]
@@ -32,10 +46,27 @@ pub struct Verified {
 }
 
 impl Run for Verify {
-    type Output = Verified;
+    type Output = Verifying;
 
-    fn run(self, cx: &mut Context) -> Result<Verified> {
-        verify(cx.session()?, self.id.as_ref())
+    fn run(self, cx: &mut Context) -> Result<Verifying> {
+        let Some(set_id) = self.set else {
+            return verify(cx.session()?, self.id.as_ref()).map(Verifying::One);
+        };
+        let session = cx.set_session()?;
+        let Some(set) = session.records.sets.get(&set_id).cloned() else {
+            return Err(anyhow!(
+                "no set {set_id}: `cargo xtask list` shows the sets taken"
+            ));
+        };
+        let named = session.canister.clone();
+        let mut members = Vec::new();
+        for member in &set.members {
+            session.canister = member.canister.parse()?;
+            let verified = verify(session, Some(&member.snapshot_id.parse()?));
+            session.canister = named.clone();
+            members.push(verified?);
+        }
+        Ok(Verifying::Set { set_id, members })
     }
 }
 

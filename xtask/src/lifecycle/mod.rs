@@ -15,6 +15,7 @@ use crate::records::{Recorded, Records};
 mod backups;
 mod headroom;
 mod scratch;
+mod set;
 
 pub use headroom::check as check_headroom;
 pub use scratch::{Scratch, SnapshotDir};
@@ -180,10 +181,13 @@ impl Session {
 
     /// The answer of the check query, asked of the canister.
     pub fn ask(&mut self, check: &Check) -> Result<Vec<u8>> {
+        self.ask_of(&self.canister.clone(), check)
+    }
+
+    /// The answer of the check query, asked of `canister`.
+    pub fn ask_of(&mut self, canister: &CanisterRef, check: &Check) -> Result<Vec<u8>> {
         let args = check.idl_args()?;
-        let answer = self
-            .backend
-            .call(&self.canister, &check.method, &args, true);
+        let answer = self.backend.call(canister, &check.method, &args, true);
         self.show();
         let answer = answer.with_context(|| format!("the check query `{check}` failed"))?;
         self.show_reply(&check.method, &answer);

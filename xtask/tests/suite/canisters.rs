@@ -268,3 +268,65 @@ fn a_snapshot_that_would_freeze_the_canister_is_refused_unless_forced() {
     let listed = user.json(&["list", "--canister", "notes"]);
     assert_eq!(listed["snapshots"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_set_of_canisters_is_captured_and_restored_together_or_not_at_all() {
+    let user = User::new();
+    user.ok(&["start"]);
+    user.ok(&["deploy"]);
+    user.ok(&["populate", "Hi there!"]);
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    call(&user, notes, "add", Encode!(&"first").unwrap(), false);
+    let both = ["--canister", "chat", "--canister", "notes"];
+    fn with<'a>(args: &[&'a str], canisters: &[&'a str]) -> Vec<&'a str> {
+        [args, canisters].concat()
+    }
+    let with_both = |args: &[&'static str]| with(args, &both);
+
+    let set = user.json(&with_both(&["snapshot"]));
+    let set_id = set["set_id"].as_str().unwrap().to_owned();
+    assert_eq!(set["members"].as_array().unwrap().len(), 2, "{set}");
+
+    user.ok(&["break"]);
+    call(&user, notes, "clear", Encode!().unwrap(), false);
+    let restored = user.json(&with_both(&["restore"]));
+    assert_eq!(
+        restored["set_id"],
+        set_id.as_str(),
+        "the newest set of these two"
+    );
+    assert_eq!(notes_count(&user, notes), 1);
+    let verified = user.json(&["verify", "--set", &set_id]);
+    let members = verified["members"].as_array().unwrap();
+    assert_eq!(members[0]["messages"], 1, "the chat is back: {verified}");
+    assert_eq!(members[1]["module_hash"], true);
+    let listed = user.json(&with_both(&["list"]));
+    assert!(listed["sets"].get(&set_id).is_some(), "{listed}");
+
+    // The notes at the IC's 10-snapshot limit: the set fails at its second member.
+    for _ in 0..9 {
+        user.json(&["snapshot", "--canister", "notes"]);
+    }
+    let chat_snapshots = || user.json(&["list"])["snapshots"].as_array().unwrap().len();
+    assert_eq!(chat_snapshots(), 1);
+    let refused = user.fails(1, &with_both(&["snapshot"]));
+    assert!(refused.contains("snapshotting notes failed"), "{refused}");
+    assert!(
+        refused.contains("every canister of the set was started again, and no set was recorded"),
+        "{refused}"
+    );
+    assert_eq!(
+        chat_snapshots(),
+        1,
+        "the chat's snapshot of the failed set is deleted"
+    );
+    for canister in ["chat", "notes"] {
+        let status = user.json(&["status", "--canister", canister]);
+        assert_eq!(status["status"], "running", "{canister}");
+    }
+    let listed = user.json(&with_both(&["list"]));
+    assert_eq!(listed["sets"].as_object().unwrap().len(), 1, "{listed}");
+    let error = user.fails(1, &with_both(&["download", "-o", "x"]));
+    assert!(error.contains("this command acts on one"), "{error}");
+}
