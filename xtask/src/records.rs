@@ -23,6 +23,10 @@ pub struct Records {
     /// Set id → the snapshots taken of several canisters together.
     #[serde(default)]
     pub sets: BTreeMap<String, SnapshotSet>,
+    /// Backup directory → the snapshot its last `backup` run took, which the next replaces,
+    /// so that scheduled backups hold one snapshot on the canister, not one a run.
+    #[serde(default)]
+    pub backups: BTreeMap<String, String>,
     /// Earlier versions recorded only the chat's messages, by snapshot id, and one restored
     /// id: read and carried into the fields above, never written.
     #[serde(default, skip_serializing)]

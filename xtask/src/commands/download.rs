@@ -15,6 +15,7 @@ use crate::backup::{
     layout::{Layout, write_atomically},
     manifest::{Manifest, is_bookkeeping},
 };
+use crate::lifecycle::Session;
 
 #[derive(Args)]
 pub struct Download {
@@ -62,54 +63,62 @@ impl Run for Download {
     type Output = BackupSummary;
 
     fn run(self, cx: &mut Context) -> Result<BackupSummary> {
-        let dir = self.output.as_path();
-        let session = cx.session()?;
-        let (canister, info) = session.resolve(self.id.as_ref())?;
-        let id = info.id.clone();
-        let resume = match prior(dir, &canister, &id)? {
-            Prior::Done(manifest) => {
-                session.say(format!(
-                    "  {} already holds snapshot {id}, intact; nothing to download",
-                    dir.display()
-                ));
-                return Ok(BackupSummary::of(dir, &manifest));
-            }
-            Prior::Partial => {
-                session.say(format!("  resuming the download in {}", dir.display()));
-                true
-            }
-            Prior::Nothing => false,
-        };
-        let marker = Downloading {
-            canister_id: canister.clone(),
-            snapshot_id: id.to_string(),
-        };
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let marker_path = downloading_marker(dir)?;
-        write_atomically(&marker_path, &serde_json::to_vec(&marker)?)?;
-        let started = Instant::now();
-        let downloaded = session
-            .backend
-            .snapshot_download(&session.canister, &id, dir, resume);
-        session.show();
-        downloaded.with_context(|| {
-            format!(
-                "the download stopped; run the same command again to resume it in {}",
-                dir.display()
-            )
-        })?;
-        let manifest = session.seal(dir, &canister, &id)?;
-        std::fs::remove_file(marker_path)?;
-        let seconds = started.elapsed().as_secs_f64();
-        session.say(format!(
-            "  downloaded snapshot {id} of {canister} to {}: {} files, {} in {seconds:.1} s ({}/s)",
-            dir.display(),
-            manifest.files.len(),
-            indicatif::HumanBytes(manifest.bytes()),
-            indicatif::HumanBytes((manifest.bytes() as f64 / seconds.max(1e-3)) as u64),
-        ));
-        Ok(BackupSummary::of(dir, &manifest))
+        fetch_into(cx.session()?, self.id.as_ref(), &self.output)
     }
+}
+
+/// Downloads snapshot `id` (the newest when `None`) into `dir` and seals it with a manifest;
+/// continues an interrupted download of the same snapshot there.
+pub fn fetch_into(
+    session: &mut Session,
+    id: Option<&SnapshotId>,
+    dir: &Path,
+) -> Result<BackupSummary> {
+    let (canister, info) = session.resolve(id)?;
+    let id = info.id.clone();
+    let resume = match prior(dir, &canister, &id)? {
+        Prior::Done(manifest) => {
+            session.say(format!(
+                "  {} already holds snapshot {id}, intact; nothing to download",
+                dir.display()
+            ));
+            return Ok(BackupSummary::of(dir, &manifest));
+        }
+        Prior::Partial => {
+            session.say(format!("  resuming the download in {}", dir.display()));
+            true
+        }
+        Prior::Nothing => false,
+    };
+    let marker = Downloading {
+        canister_id: canister.clone(),
+        snapshot_id: id.to_string(),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let marker_path = downloading_marker(dir)?;
+    write_atomically(&marker_path, &serde_json::to_vec(&marker)?)?;
+    let started = Instant::now();
+    let downloaded = session
+        .backend
+        .snapshot_download(&session.canister, &id, dir, resume);
+    session.show();
+    downloaded.with_context(|| {
+        format!(
+            "the download stopped; run the same command again to resume it in {}",
+            dir.display()
+        )
+    })?;
+    let manifest = session.seal(dir, &canister, &id)?;
+    std::fs::remove_file(marker_path)?;
+    let seconds = started.elapsed().as_secs_f64();
+    session.say(format!(
+        "  downloaded snapshot {id} of {canister} to {}: {} files, {} in {seconds:.1} s ({}/s)",
+        dir.display(),
+        manifest.files.len(),
+        indicatif::HumanBytes(manifest.bytes()),
+        indicatif::HumanBytes((manifest.bytes() as f64 / seconds.max(1e-3)) as u64),
+    ));
+    Ok(BackupSummary::of(dir, &manifest))
 }
 
 /// What `dir` holds, and whether downloading snapshot `id` of `canister` there may go on.

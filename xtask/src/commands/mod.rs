@@ -2,6 +2,7 @@
 //! a backend only when the command needs one, and each returns a typed result that `--json`
 //! prints. A new command is its own file, a variant here, and its test.
 
+mod backup;
 mod break_chat;
 mod delete;
 mod demo;
@@ -171,6 +172,9 @@ pub enum Command {
     InstallIcp(dev::InstallIcp),
     /// Fuzz the replica (fuzz/): coverage-guided with cargo-fuzz, or `--smoke` over the corpus.
     Fuzz(dev::Fuzz),
+    /// Snapshot, download to DIR, verify, restore-drill in a scratch replica, prune: once (for
+    /// cron) or `--every` interval; one log line per run.
+    Backup(backup::Backup),
 }
 
 impl Command {
@@ -201,6 +205,7 @@ impl Command {
             Self::Serve(c) => exec(c, cx),
             Self::InstallIcp(c) => exec(c, cx),
             Self::Fuzz(c) => exec(c, cx),
+            Self::Backup(c) => exec(c, cx),
         }
     }
 }

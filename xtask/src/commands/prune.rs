@@ -33,13 +33,17 @@ pub enum Pruned {
         deleted: Vec<SnapshotId>,
         kept: Vec<SnapshotId>,
     },
-    Backups {
-        dry_run: bool,
-        deleted: Vec<PathBuf>,
-        kept: Vec<PathBuf>,
-        /// What the directory holds that is not an intact backup.
-        left_alone: Vec<PathBuf>,
-    },
+    Backups(PrunedBackups),
+}
+
+/// The backups of a directory deleted and kept.
+#[derive(Serialize)]
+pub struct PrunedBackups {
+    pub dry_run: bool,
+    pub deleted: Vec<PathBuf>,
+    pub kept: Vec<PathBuf>,
+    /// What the directory holds that is not an intact backup.
+    pub left_alone: Vec<PathBuf>,
 }
 
 impl Run for Prune {
@@ -48,7 +52,7 @@ impl Run for Prune {
     fn run(self, cx: &mut Context) -> Result<Pruned> {
         let keep = self.keep.into();
         match &self.dir {
-            Some(dir) => prune_dir(cx.out, dir, keep, self.dry_run),
+            Some(dir) => prune_dir(cx.out, dir, keep, self.dry_run).map(Pruned::Backups),
             None => prune(cx.session()?, keep, self.dry_run),
         }
     }
@@ -88,7 +92,7 @@ fn prune(session: &mut Session, keep: usize, dry_run: bool) -> Result<Pruned> {
 
 /// `prune --dir D --keep N`: deletes all but the newest N backups in D (by when their
 /// snapshots were taken); anything that is not an intact-manifest backup is left alone.
-fn prune_dir(out: Out, dir: &Path, keep: usize, dry_run: bool) -> Result<Pruned> {
+pub fn prune_dir(out: Out, dir: &Path, keep: usize, dry_run: bool) -> Result<PrunedBackups> {
     let mut backups: Vec<(Manifest, PathBuf)> = Vec::new();
     let mut left_alone = Vec::new();
     let listing = std::fs::read_dir(dir).with_context(|| {
@@ -130,7 +134,7 @@ fn prune_dir(out: Out, dir: &Path, keep: usize, dry_run: bool) -> Result<Pruned>
         out.say(format!("  leaving {} alone: not a backup", path.display()));
     }
     let paths = |b: &[(Manifest, PathBuf)]| b.iter().map(|(_, p)| p.clone()).collect();
-    Ok(Pruned::Backups {
+    Ok(PrunedBackups {
         dry_run,
         deleted: paths(&backups[..doomed]),
         kept: paths(&backups[doomed..]),

@@ -330,3 +330,101 @@ fn a_set_of_canisters_is_captured_and_restored_together_or_not_at_all() {
     let error = user.fails(1, &with_both(&["download", "-o", "x"]));
     assert!(error.contains("this command acts on one"), "{error}");
 }
+
+#[test]
+fn scheduled_backups_are_drilled_pruned_and_keep_the_last_good_one_when_a_run_fails() {
+    let user = User::new();
+    user.ok(&["start"]);
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    call(&user, notes, "add", Encode!(&"first").unwrap(), false);
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().to_str().unwrap();
+    let run = [
+        "backup",
+        "--canister",
+        "notes",
+        "--dir",
+        dir,
+        "--keep",
+        "1",
+        "--check",
+        "count",
+    ];
+
+    let first = user.ok(&run);
+    assert_eq!(first.lines().count(), 1, "one line per run: {first}");
+    assert!(first.contains("backup of notes ok"), "{first}");
+    assert!(
+        first.contains("drill: `count ()` answered as at the snapshot"),
+        "{first}"
+    );
+    call(&user, notes, "add", Encode!(&"second").unwrap(), false);
+    let second = user.json(&run);
+    let kept = second["kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "--keep 1: {second}");
+    assert_eq!(second["deleted"].as_array().unwrap().len(), 1);
+    let newest = kept[0].as_str().unwrap();
+    let inspected = user.json(&["inspect", newest, "--query", "count"]);
+    assert_eq!(inspected["answer"]["reply"], "(2 : nat64)");
+    let snapshots = user.json(&["list", "--canister", "notes"]);
+    assert_eq!(
+        snapshots["snapshots"].as_array().unwrap().len(),
+        1,
+        "each run replaces the last run's snapshot on the canister"
+    );
+
+    // A run that fails (its check query does not exist) keeps the good backup.
+    let mut broken = run.to_vec();
+    *broken.last_mut().unwrap() = "counts";
+    let output = user.run(&broken);
+    assert_eq!(output.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("backup of notes FAILED"), "{log}");
+    assert!(log.contains("at the snapshot"), "{log}");
+    assert!(log.contains("the earlier backups are kept"), "{log}");
+    assert!(std::path::Path::new(newest).is_dir());
+    user.json(&["verify-backup", newest]);
+    assert_eq!(
+        user.json(&["status", "--canister", "notes"])["status"],
+        "running"
+    );
+}
+
+#[test]
+fn a_backup_loop_runs_every_interval_and_ends_on_sigterm_with_the_canister_running() {
+    use std::io::{BufRead, BufReader};
+    let user = User::new();
+    user.ok(&["start"]);
+    user.ok(&["deploy"]);
+    let backups = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--backend", "embedded", "--state-dir"])
+        .arg(user.state.path())
+        .args(["backup", "--every", "1s", "--keep", "2", "--dir"])
+        .arg(backups.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for run in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        assert!(line.contains("backup of chat ok"), "run {run}: {line}");
+        assert!(
+            line.contains("drill: `dump ()` answered as at the snapshot"),
+            "{line}"
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "SIGTERM ends the loop: {status}");
+    assert_eq!(user.json(&["status"])["status"], "running");
+    // A signal during a run's download would leave it unfinished, for the next run.
+    let kept = std::fs::read_dir(backups.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("manifest.json").is_file())
+        .count();
+    assert_eq!(kept, 2, "--keep 2");
+}
