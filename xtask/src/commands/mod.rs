@@ -4,6 +4,7 @@
 
 mod backup;
 mod break_chat;
+mod clone;
 mod delete;
 mod demo;
 mod deploy;
@@ -175,6 +176,8 @@ pub enum Command {
     /// Snapshot, download to DIR, verify, restore-drill in a scratch replica, prune: once (for
     /// cron) or `--every` interval; one log line per run.
     Backup(backup::Backup),
+    /// Copy a snapshot of one canister onto another (download, upload, load), then verify it.
+    Clone(clone::Clone),
 }
 
 impl Command {
@@ -206,6 +209,7 @@ impl Command {
             Self::InstallIcp(c) => exec(c, cx),
             Self::Fuzz(c) => exec(c, cx),
             Self::Backup(c) => exec(c, cx),
+            Self::Clone(c) => exec(c, cx),
         }
     }
 }

@@ -428,3 +428,35 @@ fn a_backup_loop_runs_every_interval_and_ends_on_sigterm_with_the_canister_runni
         .count();
     assert_eq!(kept, 2, "--keep 2");
 }
+
+#[test]
+fn a_clone_puts_one_canisters_snapshot_on_another_and_verifies_it() {
+    let user = User::new();
+    user.ok(&["start"]);
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    for note in ["first", "second"] {
+        call(&user, notes, "add", Encode!(&note).unwrap(), false);
+    }
+    let target = user.json(&["deploy", "--canister", "copy", "--wasm", &relay_wasm()]);
+    let copy = Principal::from_text(target["canister"].as_str().unwrap()).unwrap();
+    user.json(&["snapshot", "--canister", "notes", "--check", "count"]);
+
+    let cloned = user.json(&["clone", "--from", "notes", "--to", "copy"]);
+    assert_eq!(cloned["verified"]["check"], "count ()");
+    assert_eq!(cloned["verified"]["module_hash"], true);
+    assert_eq!(
+        notes_count(&user, copy),
+        2,
+        "the copy runs the notes, with both"
+    );
+    let notes_status = user.json(&["status", "--canister", "notes"]);
+    let copy_status = user.json(&["status", "--canister", "copy"]);
+    assert_eq!(copy_status["module_hash"], notes_status["module_hash"]);
+    assert_eq!(copy_status["status"], "running");
+    // The copy is a canister of its own: changing it leaves the original alone.
+    call(&user, copy, "clear", Encode!().unwrap(), false);
+    assert_eq!(notes_count(&user, notes), 2);
+    let error = user.fails(1, &["clone", "--from", "notes", "--to", "missing"]);
+    assert!(error.contains("no canister `missing`"), "{error}");
+}
