@@ -106,3 +106,64 @@ fn global(global: &Option<ic_management_canister_types::SnapshotMetadataGlobal>)
         None => "(unknown)".into(),
     }
 }
+
+/// The WebAssembly page: what memories are compared by.
+const PAGE: usize = 64 << 10;
+
+/// The pages (as inclusive ranges of page numbers) where two memory files differ, read a
+/// page at a time; a page one file has and the other lacks differs.
+pub fn changed_pages(a: &Path, b: &Path) -> Result<Vec<(u64, u64)>> {
+    use std::io::Read;
+    let open =
+        |p: &Path| std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()));
+    let (mut a, mut b) = (
+        std::io::BufReader::new(open(a)?),
+        std::io::BufReader::new(open(b)?),
+    );
+    let (mut page_a, mut page_b) = (vec![0; PAGE], vec![0; PAGE]);
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for page in 0u64.. {
+        let read_a = read_page(&mut a, &mut page_a)?;
+        let read_b = read_page(&mut b, &mut page_b)?;
+        if read_a == 0 && read_b == 0 {
+            break;
+        }
+        if read_a != read_b || page_a[..read_a] != page_b[..read_b] {
+            match ranges.last_mut() {
+                Some((_, end)) if *end + 1 == page => *end = page,
+                _ => ranges.push((page, page)),
+            }
+        }
+    }
+    fn read_page(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match file.read(&mut buffer[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        Ok(filled)
+    }
+    Ok(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_pages_are_ranges_of_the_pages_that_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut bytes = vec![0u8; 6 * PAGE];
+        std::fs::write(&a, &bytes).unwrap();
+        bytes[PAGE + 7] = 1;
+        bytes[2 * PAGE] = 1;
+        bytes[4 * PAGE + PAGE - 1] = 1;
+        bytes.extend_from_slice(&[0; 10]);
+        std::fs::write(&b, &bytes).unwrap();
+        assert_eq!(changed_pages(&a, &b).unwrap(), [(1, 2), (4, 4), (6, 6)]);
+        assert!(changed_pages(&a, &a).unwrap().is_empty());
+    }
+}

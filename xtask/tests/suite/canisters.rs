@@ -460,3 +460,52 @@ fn a_clone_puts_one_canisters_snapshot_on_another_and_verifies_it() {
     let error = user.fails(1, &["clone", "--from", "notes", "--to", "missing"]);
     assert!(error.contains("no canister `missing`"), "{error}");
 }
+
+#[test]
+fn diff_names_what_changed_between_two_backups_of_any_canister() {
+    let user = User::new();
+    user.ok(&["start"]);
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let (a, b) = (backups.path().join("a"), backups.path().join("b"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    user.json(&["snapshot", "--canister", "notes"]);
+    user.json(&["download", "--canister", "notes", "-o", a]);
+    call(
+        &user,
+        notes,
+        "add",
+        Encode!(&"x".repeat(200_000)).unwrap(),
+        false,
+    );
+    user.json(&["snapshot", "--canister", "notes"]);
+    user.json(&["download", "--canister", "notes", "-o", b]);
+
+    let changes = user.json(&["diff", a, b]);
+    assert_eq!(changes["module_changed"], false);
+    assert_eq!(changes["globals_changed"], false);
+    assert!(changes["metadata_changed"].as_array().unwrap().is_empty());
+    let heap = &changes["memories"][0];
+    assert_eq!(heap["memory"], "heap");
+    assert!(
+        !heap["changed_pages"].as_array().unwrap().is_empty(),
+        "a 200 kB note is on the heap: {changes}"
+    );
+    let stable = &changes["memories"][1];
+    assert!(
+        stable["changed_pages"].as_array().unwrap().is_empty(),
+        "the notes write stable memory only on upgrade: {changes}"
+    );
+    assert!(
+        changes["added"].as_array().unwrap().is_empty(),
+        "not a chat"
+    );
+    let same = user.json(&["diff", a, a]);
+    assert!(
+        same["memories"][0]["changed_pages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
