@@ -8,5 +8,6 @@ mod backups;
 mod canisters;
 mod first_run;
 mod icp_backups;
+mod icp_sets;
 mod lifecycle;
 mod sdks;
