@@ -46,8 +46,10 @@ pub struct Recorded {
 /// Snapshots of several canisters taken while all of them were stopped.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SnapshotSet {
-    /// When it was taken, as `YYYY-MM-DD HH:MM:SS UTC`.
+    /// When it was taken, as `YYYY-MM-DD HH:MM:SS UTC`, and in nanoseconds since the epoch.
     pub taken_at: String,
+    #[serde(default)]
+    pub taken_at_ns: u64,
     pub members: Vec<Member>,
 }
 

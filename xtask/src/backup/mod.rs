@@ -5,6 +5,7 @@
 pub mod contents;
 pub mod layout;
 pub mod manifest;
+pub mod set_dir;
 
 use std::{
     fmt,

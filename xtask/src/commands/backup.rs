@@ -20,7 +20,7 @@ use super::snapshot::{Snapshot, take};
 use super::{Context, Run};
 use crate::backend::{SnapshotId, utc};
 use crate::backup::{self, Downloading, downloading_marker};
-use crate::lifecycle::{Scratch, Session};
+use crate::lifecycle::{Scratch, Session, unix_now};
 use crate::project;
 use crate::query::Check;
 
@@ -207,12 +207,6 @@ fn humantime(d: Duration) -> String {
         s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
         s => format!("{s}s"),
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn now_utc() -> String {

@@ -14,14 +14,30 @@ use crate::backup::{
     Downloading, downloading_marker,
     layout::{Layout, write_atomically},
     manifest::{Manifest, is_bookkeeping},
+    set_dir::{SetManifest, SetMemberDir},
 };
 use crate::lifecycle::Session;
 
 #[derive(Args)]
 pub struct Download {
+    #[arg(conflicts_with = "set")]
     id: Option<SnapshotId>,
+    /// Download every member of this set, each into DIR/<canister>, with DIR/set.json.
+    #[arg(long, value_name = "SET")]
+    set: Option<String>,
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     output: PathBuf,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Downloaded {
+    One(BackupSummary),
+    Set {
+        set_id: String,
+        dir: PathBuf,
+        members: Vec<BackupSummary>,
+    },
 }
 
 /// A backup on disk, as its manifest describes it.
@@ -60,10 +76,46 @@ enum Prior {
 }
 
 impl Run for Download {
-    type Output = BackupSummary;
+    type Output = Downloaded;
 
-    fn run(self, cx: &mut Context) -> Result<BackupSummary> {
-        fetch_into(cx.session()?, self.id.as_ref(), &self.output)
+    fn run(self, cx: &mut Context) -> Result<Downloaded> {
+        let Some(set_id) = self.set else {
+            return fetch_into(cx.session()?, self.id.as_ref(), &self.output).map(Downloaded::One);
+        };
+        let session = cx.set_session()?;
+        let Some(set) = session.records.sets.get(&set_id).cloned() else {
+            bail!("no set {set_id}: `cargo xtask list` shows the sets taken");
+        };
+        let named = session.canister.clone();
+        let mut members = Vec::new();
+        let mut manifest = SetManifest {
+            set_id: set_id.clone(),
+            taken_at: set.taken_at.clone(),
+            members: Vec::new(),
+        };
+        for member in &set.members {
+            session.canister = member.canister.parse()?;
+            let dir = self.output.join(&member.canister);
+            let fetched = fetch_into(session, Some(&member.snapshot_id.parse()?), &dir);
+            session.canister = named.clone();
+            members.push(fetched.with_context(|| format!("downloading {}", member.canister))?);
+            manifest.members.push(SetMemberDir {
+                canister: member.canister.clone(),
+                snapshot_id: member.snapshot_id.clone(),
+                dir: member.canister.clone(),
+            });
+        }
+        manifest.write(&self.output)?;
+        cx.out.say(format!(
+            "  set {set_id} in {}: {} backups",
+            self.output.display(),
+            members.len()
+        ));
+        Ok(Downloaded::Set {
+            set_id,
+            dir: self.output,
+            members,
+        })
     }
 }
 

@@ -8,9 +8,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{Context, Run};
-use crate::backend::{SnapshotId, SnapshotInfo};
+use crate::backend::{CanisterRef, SnapshotId, SnapshotInfo};
 use crate::backup::manifest::Manifest;
 use crate::lifecycle::{Out, Session};
+use crate::records::SnapshotSet;
 
 #[derive(Args)]
 pub struct Prune {
@@ -19,6 +20,10 @@ pub struct Prune {
     /// Prune the backups in this directory instead of the canister's snapshots.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Prune the sets taken (`snapshot` of several canisters): keep the newest N, and
+    /// delete every member snapshot of the older ones.
+    #[arg(long, conflicts_with = "dir")]
+    sets: bool,
     /// Only list what would be deleted.
     #[arg(long)]
     dry_run: bool,
@@ -34,6 +39,11 @@ pub enum Pruned {
         kept: Vec<SnapshotId>,
     },
     Backups(PrunedBackups),
+    Sets {
+        dry_run: bool,
+        deleted: Vec<String>,
+        kept: Vec<String>,
+    },
 }
 
 /// The backups of a directory deleted and kept.
@@ -53,9 +63,44 @@ impl Run for Prune {
         let keep = self.keep.into();
         match &self.dir {
             Some(dir) => prune_dir(cx.out, dir, keep, self.dry_run).map(Pruned::Backups),
+            None if self.sets => prune_sets(cx.set_session()?, keep, self.dry_run),
             None => prune(cx.session()?, keep, self.dry_run),
         }
     }
+}
+
+/// Deletes every member snapshot of all but the newest `keep` sets.
+fn prune_sets(session: &mut Session, keep: usize, dry_run: bool) -> Result<Pruned> {
+    let mut sets: Vec<(String, SnapshotSet)> = session.records.sets.clone().into_iter().collect();
+    sets.sort_by_key(|(id, set)| (set.taken_at_ns, id.clone()));
+    let doomed = sets.len().saturating_sub(keep);
+    let verb = if dry_run { "would delete" } else { "deleting" };
+    for (id, set) in &sets[..doomed] {
+        session.say(format!("  {verb} set {id} (taken at {})", set.taken_at));
+        if dry_run {
+            continue;
+        }
+        for member in &set.members {
+            let canister: CanisterRef = member.canister.parse()?;
+            let deleted = session
+                .backend
+                .snapshot_delete(&canister, &member.snapshot_id.parse()?);
+            session.show();
+            deleted
+                .with_context(|| format!("deleting {}'s snapshot of set {id}", member.canister))?;
+            session.records.forget(&member.snapshot_id);
+            session.save()?;
+        }
+    }
+    for (id, set) in &sets[doomed..] {
+        session.say(format!("  keeping set {id} (taken at {})", set.taken_at));
+    }
+    let ids = |s: &[(String, SnapshotSet)]| s.iter().map(|(id, _)| id.clone()).collect();
+    Ok(Pruned::Sets {
+        dry_run,
+        deleted: ids(&sets[..doomed]),
+        kept: ids(&sets[doomed..]),
+    })
 }
 
 /// Deletes all but the newest `keep` snapshots of the canister.

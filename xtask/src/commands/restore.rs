@@ -75,7 +75,7 @@ fn newest_set(session: &Session, canisters: &[String]) -> Result<String> {
             members.sort();
             members == wanted
         })
-        .max_by(|a, b| a.1.taken_at.cmp(&b.1.taken_at))
+        .max_by_key(|(_, set)| set.taken_at_ns)
         .map(|(id, _)| id.clone())
         .ok_or_else(|| {
             anyhow::anyhow!(

@@ -19,6 +19,7 @@ mod set;
 
 pub use headroom::check as check_headroom;
 pub use scratch::{Scratch, SnapshotDir};
+pub use set::unix_now;
 
 /// Where lines for the user go: stdout, or stderr when stdout carries JSON.
 #[derive(Clone, Copy)]

@@ -42,8 +42,10 @@ impl Session {
                 Ok(taken)
             })
         })?;
+        let now = unix_now();
         let mut set = SnapshotSet {
-            taken_at: crate::backend::utc(now()),
+            taken_at: crate::backend::utc(now),
+            taken_at_ns: now,
             members: Vec::new(),
         };
         for ((canister, recorded), id) in members.iter().zip(&ids) {
@@ -53,10 +55,16 @@ impl Session {
                 snapshot_id: id.to_string(),
             });
         }
-        let set_id = set_id(&ids);
-        self.records.sets.insert(set_id.clone(), set.clone());
-        self.save()?;
+        let set_id = self.record_set(set.clone(), &ids)?;
         Ok((set_id, set))
+    }
+
+    /// Records `set`, whose members hold snapshots `ids`; returns its id.
+    pub fn record_set(&mut self, set: SnapshotSet, ids: &[SnapshotId]) -> Result<String> {
+        let set_id = set_id(ids);
+        self.records.sets.insert(set_id.clone(), set);
+        self.save()?;
+        Ok(set_id)
     }
 
     /// Loads every member's snapshot of `set` while all of them are stopped.
@@ -147,7 +155,7 @@ fn set_id(ids: &[SnapshotId]) -> String {
     format!("set-{}", &project::hex(&hash.finalize())[..12])
 }
 
-fn now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

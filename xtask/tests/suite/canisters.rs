@@ -509,3 +509,46 @@ fn diff_names_what_changed_between_two_backups_of_any_canister() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_set_downloads_verifies_uploads_and_prunes_as_one() {
+    let user = User::new();
+    user.ok(&["start"]);
+    user.ok(&["deploy"]);
+    user.ok(&["populate", "Hi there!"]);
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    call(&user, notes, "add", Encode!(&"first").unwrap(), false);
+    let both = ["snapshot", "--canister", "chat", "--canister", "notes"];
+    let set_id = user.json(&both)["set_id"].as_str().unwrap().to_owned();
+
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("set");
+    let dir = dir.to_str().unwrap();
+    let downloaded = user.json(&["download", "--set", &set_id, "-o", dir]);
+    assert_eq!(
+        downloaded["members"].as_array().unwrap().len(),
+        2,
+        "{downloaded}"
+    );
+    assert!(std::path::Path::new(dir).join("set.json").is_file());
+    assert_eq!(user.json(&["verify-backup", dir])["intact"], true);
+    let inspected = user.json(&["inspect", &format!("{dir}/notes"), "--query", "count"]);
+    assert_eq!(inspected["answer"]["reply"], "(1 : nat64)");
+
+    user.ok(&["break"]);
+    call(&user, notes, "clear", Encode!().unwrap(), false);
+    let uploaded = user.json(&["upload", dir]);
+    let copy = uploaded["set_id"].as_str().unwrap().to_owned();
+    assert_ne!(copy, set_id);
+    user.json(&["restore", "--set", &copy]);
+    assert_eq!(notes_count(&user, notes), 1);
+    let verified = user.json(&["verify", "--set", &copy]);
+    assert_eq!(verified["members"][0]["messages"], 1, "{verified}");
+
+    let pruned = user.json(&["prune", "--sets", "--keep", "1"]);
+    assert_eq!(pruned["deleted"], serde_json::json!([set_id]));
+    assert_eq!(pruned["kept"], serde_json::json!([copy]));
+    let listed = user.json(&["list", "--canister", "notes"]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{listed}");
+}
