@@ -52,6 +52,10 @@ struct Cli {
     /// verify). [default: chat]
     #[arg(long, global = true, value_name = "NAME|ID")]
     canister: Vec<CanisterRef>,
+    /// Every canister of the project (dfx.json, icp.yaml; on the embedded replica, those it
+    /// deployed), as a set.
+    #[arg(long, global = true, conflicts_with = "canister")]
+    all: bool,
     /// Print the result as JSON on stdout (progress goes to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -82,6 +86,6 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     project::find_root()?;
-    let mut cx = Context::new(cli.backend, cli.network, cli.canister, cli.json);
+    let mut cx = Context::new(cli.backend, cli.network, cli.canister, cli.all, cli.json);
     cli.command.run(&mut cx)
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use candid::IDLArgs;
 
 use super::cli::{Cli, absolute, hex_bytes, version_in};
@@ -226,6 +226,18 @@ impl Backend for Dfx {
             line.extend(["--replace", id.as_str()]);
         }
         parse_created(&self.dfx(&line)?.all)
+    }
+
+    fn project_canisters(&mut self) -> Result<Vec<String>> {
+        let path = project::root().join("dfx.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        Ok(json["canisters"]
+            .as_object()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default())
     }
 
     fn tool_version(&mut self) -> Result<(String, String)> {

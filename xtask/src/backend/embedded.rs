@@ -351,6 +351,16 @@ impl Backend for Embedded {
             .map(SnapshotId)
     }
 
+    fn project_canisters(&mut self) -> Result<Vec<String>> {
+        let names = self.names()?;
+        let live = self.replica().canister_ids();
+        Ok(names
+            .into_iter()
+            .filter(|(_, id)| live.contains(id))
+            .map(|(name, _)| name)
+            .collect())
+    }
+
     fn tool_version(&mut self) -> Result<(String, String)> {
         Ok(("replica".into(), replica::VERSION.into()))
     }

@@ -206,6 +206,13 @@ impl Backend for Icp {
         parse_created(&self.icp(&line)?.stdout)
     }
 
+    fn project_canisters(&mut self) -> Result<Vec<String>> {
+        let path = crate::project::root().join("icp.yaml");
+        let yaml = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(super::icp_yaml_canisters(&yaml))
+    }
+
     fn tool_version(&mut self) -> Result<(String, String)> {
         let printed = self.cli.run(&["--version"])?;
         Ok(("icp-cli".into(), version_in(&printed.stdout)))

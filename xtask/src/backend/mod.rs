@@ -65,6 +65,9 @@ pub trait Backend {
         dir: &Path,
         replace: Option<&SnapshotId>,
     ) -> Result<SnapshotId>;
+    /// The names of the project's canisters (dfx.json, icp.yaml; on the embedded replica,
+    /// those it deployed), for `--all`.
+    fn project_canisters(&mut self) -> Result<Vec<String>>;
     /// The tool that talks to the IC and its version, for a backup's manifest.
     fn tool_version(&mut self) -> Result<(String, String)>;
     /// Stops the local network, if the backend runs one.
@@ -248,6 +251,27 @@ pub fn open(
     Ok((backend, why))
 }
 
+/// The canister names `icp.yaml` lists: each `- name: X` of its top-level `canisters:`.
+pub fn icp_yaml_canisters(yaml: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_canisters = false;
+    for line in yaml.lines() {
+        if !line.starts_with([' ', '-', '#']) && !line.trim().is_empty() {
+            in_canisters = line.trim_end() == "canisters:";
+            continue;
+        }
+        let item = line.trim_start();
+        let indent = line.len() - item.len();
+        if in_canisters
+            && indent <= 2
+            && let Some(name) = item.strip_prefix("- name:")
+        {
+            names.push(name.trim().trim_matches(['"', '\'']).to_owned());
+        }
+    }
+    names
+}
+
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
@@ -262,5 +286,11 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_724_782_760_000_000_000), "2024-08-27 18:19:20 UTC");
         assert_eq!(utc(1_709_251_199_000_000_000), "2024-02-29 23:59:59 UTC");
+    }
+
+    #[test]
+    fn the_canisters_of_icp_yaml_are_its_top_level_list() {
+        let yaml = "# a project\ncanisters:\n  - name: chat\n    build:\n      steps:\n        - name: not-a-canister\n  - name: \"notes\"\nnetworks:\n  - name: local\n";
+        assert_eq!(icp_yaml_canisters(yaml), ["chat", "notes"]);
     }
 }

@@ -25,8 +25,8 @@ impl Run for List {
     type Output = Listed;
 
     fn run(self, cx: &mut Context) -> Result<Listed> {
-        let names: Vec<String> = cx.canisters().iter().map(ToString::to_string).collect();
-        let canisters = cx.canisters().to_vec();
+        let canisters = cx.canisters()?;
+        let names: Vec<String> = canisters.iter().map(ToString::to_string).collect();
         let session = cx.set_session()?;
         let mut snapshots = Vec::new();
         for canister in &canisters {

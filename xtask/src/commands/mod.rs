@@ -46,12 +46,20 @@ pub struct Context {
     choice: Choice,
     network: Network,
     canisters: Vec<CanisterRef>,
+    /// `--all`: the canisters are the project's, read from the backend when it opens.
+    all: bool,
     pub out: Out,
     session: Option<Session>,
 }
 
 impl Context {
-    pub fn new(choice: Choice, network: Network, canisters: Vec<CanisterRef>, json: bool) -> Self {
+    pub fn new(
+        choice: Choice,
+        network: Network,
+        canisters: Vec<CanisterRef>,
+        all: bool,
+        json: bool,
+    ) -> Self {
         let canisters = if canisters.is_empty() {
             vec![CanisterRef::chat()]
         } else {
@@ -61,6 +69,7 @@ impl Context {
             choice,
             network,
             canisters,
+            all,
             out: Out { json },
             session: None,
         }
@@ -71,20 +80,29 @@ impl Context {
         &self.canisters[0]
     }
 
-    /// Every canister named with `--canister`.
-    pub fn canisters(&self) -> &[CanisterRef] {
-        &self.canisters
+    /// Every canister named with `--canister`, or with `--all` every canister of the project.
+    pub fn canisters(&mut self) -> Result<Vec<CanisterRef>> {
+        if self.all {
+            self.set_session()?;
+        }
+        Ok(self.canisters.clone())
     }
 
     /// The backend and what is remembered for it, for a command acting on one canister.
     pub fn session(&mut self) -> Result<&mut Session> {
+        let several = |n: usize| {
+            anyhow::anyhow!(
+                "--canister names {n} canisters, and this command acts on one: name one (snapshot, restore, list, verify, download, upload and prune take a set)"
+            )
+        };
         if self.canisters.len() > 1 {
-            bail!(
-                "--canister names {} canisters, and this command acts on one: name one (snapshot, restore, list and verify take several, as a set)",
-                self.canisters.len()
-            );
+            return Err(several(self.canisters.len()));
         }
-        self.set_session()
+        self.set_session()?;
+        match self.canisters.len() {
+            1 => Ok(self.session.as_mut().expect("opened above")),
+            n => Err(several(n)),
+        }
     }
 
     /// The backend and what is remembered for it, for a command that takes a set.
@@ -94,9 +112,12 @@ impl Context {
             let (backend, why) =
                 backend::open(self.choice, &self.network, crate::project::state_dir())?;
             let scope = Records::scope(backend.name(), &self.network);
-            let session = Session::new(backend, self.canisters[0].clone(), scope, self.out)?;
+            let mut session = Session::new(backend, self.canisters[0].clone(), scope, self.out)?;
             if let Some(why) = why {
                 session.say(why);
+            }
+            if self.all {
+                self.canisters = project_canisters(&mut session)?;
             }
             self.session = Some(session);
         }
@@ -112,6 +133,18 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// The project's canisters, for `--all`.
+fn project_canisters(session: &mut Session) -> Result<Vec<CanisterRef>> {
+    let names = session.backend.project_canisters()?;
+    if names.is_empty() {
+        bail!(
+            "--all found no canisters: dfx.json and icp.yaml list them, and on the embedded replica `deploy --canister NAME --wasm FILE` adds them"
+        );
+    }
+    session.say(format!("  --all: {}", names.join(", ")));
+    names.iter().map(|n| n.parse()).collect()
 }
 
 fn exec(command: impl Run, cx: &mut Context) -> Result<()> {

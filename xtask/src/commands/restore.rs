@@ -41,10 +41,11 @@ impl Run for Restore {
     type Output = Restoring;
 
     fn run(self, cx: &mut Context) -> Result<Restoring> {
-        if self.set.is_none() && cx.canisters().len() == 1 {
+        let canisters = cx.canisters()?;
+        if self.set.is_none() && canisters.len() == 1 {
             return restore(cx.session()?, self.id.as_ref()).map(Restoring::One);
         }
-        let canisters: Vec<String> = cx.canisters().iter().map(ToString::to_string).collect();
+        let canisters: Vec<String> = canisters.iter().map(ToString::to_string).collect();
         let session = cx.set_session()?;
         let set_id = match self.set {
             Some(id) => id,

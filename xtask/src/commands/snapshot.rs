@@ -79,7 +79,8 @@ impl Run for Snapshot {
     type Output = Taking;
 
     fn run(self, cx: &mut Context) -> Result<Taking> {
-        if cx.canisters().len() == 1 {
+        let canisters = cx.canisters()?;
+        if canisters.len() == 1 {
             return take(cx.session()?, self).map(Taking::One);
         }
         if self.replace.is_some() || self.check.is_some() || self.running {
@@ -87,7 +88,6 @@ impl Run for Snapshot {
                 "a set is taken with every member stopped and each member's own check (the chat's `dump`); --replace, --check and --running are for one canister"
             );
         }
-        let canisters = cx.canisters().to_vec();
         take_set(cx.set_session()?, &canisters, self.force).map(Taking::Set)
     }
 }

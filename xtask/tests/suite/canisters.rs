@@ -552,3 +552,23 @@ fn a_set_downloads_verifies_uploads_and_prunes_as_one() {
     let listed = user.json(&["list", "--canister", "notes"]);
     assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{listed}");
 }
+
+#[test]
+fn all_takes_every_canister_the_embedded_replica_deployed_as_one_set() {
+    let user = User::new();
+    user.ok(&["start"]);
+    user.ok(&["deploy"]);
+    user.ok(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    let set = user.json(&["snapshot", "--all"]);
+    let members: Vec<&str> = set["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["canister"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["chat", "notes"]);
+    let restored = user.json(&["restore", "--all"]);
+    assert_eq!(restored["set_id"], set["set_id"]);
+    let error = user.fails(1, &["status", "--all"]);
+    assert!(error.contains("this command acts on one"), "{error}");
+}
