@@ -37,6 +37,19 @@ pub fn critical<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Ends the process as Ctrl-C does when a tool it ran outside a critical section was ended
+/// by Ctrl-C: the terminal sent it to both, and the tool's failure must not be reported (nor
+/// exit 1) before the handler's exit 130 comes.
+pub fn after_child(status: std::process::ExitStatus) {
+    use std::os::unix::process::ExitStatusExt;
+    let by_ctrl_c =
+        status.signal() == Some(libc::SIGINT) || status.code() == Some(INTERRUPTED_EXIT);
+    if by_ctrl_c && !CRITICAL.load(Ordering::SeqCst) {
+        eprintln!("interrupted");
+        std::process::exit(INTERRUPTED_EXIT);
+    }
+}
+
 /// Makes `command` ignore Ctrl-C when it is started inside a critical section, so that it
 /// finishes the step. It stays in the terminal's process group, so it can still ask for a
 /// password, and a closed terminal still ends it.

@@ -54,6 +54,7 @@ impl Cli {
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("cannot run {}", self.program))?;
+        crate::interrupt::after_child(output.status);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         if !output.status.success() {

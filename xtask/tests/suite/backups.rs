@@ -203,8 +203,10 @@ fn damage_is_named_by_verify_backup_and_refused_by_upload() {
 
     flip_byte(&backup.join("wasm_memory.bin"), 100_000);
     let refused = user.fails(4, &["verify-backup", path]);
+    // A file of more than a MiB names the MiB that differs (manifest.rs's tests); the chat's
+    // heap is smaller.
     assert!(
-        refused.contains("wasm_memory.bin's contents differ from the manifest in bytes 0–1048575"),
+        refused.contains("wasm_memory.bin's contents differ from the manifest"),
         "{refused}"
     );
     let refused = user.fails(4, &["upload", path]);
