@@ -9,6 +9,10 @@ use serde::Serialize;
 use super::snapshot::messages_in;
 use super::{Context, Run};
 use crate::backend::SnapshotId;
+use crate::backup::{
+    contents::changed_pages,
+    layout::{Blob, Layout},
+};
 use crate::lifecycle::{Mismatch, Session, messages};
 use crate::project;
 use crate::query::Check;
@@ -39,6 +43,9 @@ pub struct Verified {
     pub snapshot_id: String,
     /// Whether the module hash was compared (it was recorded).
     pub module_hash: bool,
+    /// Whether the heap and stable memory were compared byte for byte (the embedded
+    /// backend, which reads them for nothing).
+    pub memories: bool,
     /// The check query compared, if one was recorded.
     pub check: Option<String>,
     /// The chat's messages, when the check is the chat's `dump`.
@@ -87,11 +94,13 @@ pub fn verify(session: &mut Session, id: Option<&SnapshotId>) -> Result<Verified
         Some((check, answer)) => compare_answer(session, &key, check, answer)?,
         None => None,
     };
-    say_verified(session, &key, &recorded, messages);
+    let memories = session.backend.name() == "embedded" && compare_memories(session, &key)?;
+    say_verified(session, &key, &recorded, messages, memories);
     Ok(Verified {
         verified: true,
         snapshot_id: key,
         module_hash: recorded.module_hash.is_some(),
+        memories,
         check: recorded.check.map(|(c, _)| c.to_string()),
         messages,
     })
@@ -128,6 +137,66 @@ fn compare_module(session: &mut Session, key: &str, recorded: &str) -> Result<()
     }
 }
 
+/// Compares the canister's heap and stable memory with snapshot `key`'s, byte for byte:
+/// both are read through a snapshot (a temporary one of the canister as it runs now, deleted
+/// afterwards); false when no temporary snapshot could be taken (the canister has ten).
+fn compare_memories(session: &mut Session, key: &str) -> Result<bool> {
+    let canister = session.canister.clone();
+    let recorded: SnapshotId = key.parse()?;
+    let now = session.backend.snapshot_create(&canister, None);
+    session.show();
+    let Ok(now) = now else {
+        session.say("  (memories not compared: no room for a temporary snapshot)");
+        return Ok(false);
+    };
+    let compared = differing_memories(session, &recorded, &now);
+    let deleted = session.backend.snapshot_delete(&canister, &now);
+    session.show();
+    deleted?;
+    let differing = compared?;
+    if differing.is_empty() {
+        return Ok(true);
+    }
+    Err(Mismatch(format!(
+        "{canister} does not match snapshot {key}: its {}",
+        differing.join("; its ")
+    ))
+    .into())
+}
+
+/// The memories of snapshots `a` and `b` that differ, with the pages that do.
+fn differing_memories(
+    session: &mut Session,
+    a: &SnapshotId,
+    b: &SnapshotId,
+) -> Result<Vec<String>> {
+    let canister = session.canister.clone();
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    for (id, dir) in [(a, &dir_a), (b, &dir_b)] {
+        let downloaded = session
+            .backend
+            .snapshot_download(&canister, id, dir.path(), false);
+        session.show();
+        downloaded?;
+    }
+    let mut differing = Vec::new();
+    for (blob, name) in [(Blob::Heap, "heap"), (Blob::Stable, "stable memory")] {
+        let pages = changed_pages(
+            &Layout::new(dir_a.path()).blob(blob),
+            &Layout::new(dir_b.path()).blob(blob),
+        )?;
+        if let (Some(first), Some(last)) = (pages.first(), pages.last()) {
+            differing.push(format!(
+                "{name} differs in {} range(s) of pages, {} to {}",
+                pages.len(),
+                first.0,
+                last.1
+            ));
+        }
+    }
+    Ok(differing)
+}
+
 /// Asks the check query again; the chat's messages when it is the chat's `dump`.
 fn compare_answer(
     session: &mut Session,
@@ -162,19 +231,30 @@ fn shown(answer: &[u8]) -> String {
     candid::IDLArgs::from_bytes(answer).map_or_else(|_| project::hex(answer), |a| a.to_string())
 }
 
-fn say_verified(session: &Session, key: &str, recorded: &Recorded, count: Option<usize>) {
+fn say_verified(
+    session: &Session,
+    key: &str,
+    recorded: &Recorded,
+    count: Option<usize>,
+    memories: bool,
+) {
+    let bytes = if memories {
+        "; heap and stable memory byte for byte"
+    } else {
+        ""
+    };
+    let module = if recorded.module_hash.is_some() {
+        ", same module"
+    } else {
+        ""
+    };
+    let canister = &session.canister;
     let line = match (count, &recorded.check) {
-        (Some(n), _) => format!("the chat equals snapshot {key} ({})", messages(n)),
-        (None, Some((check, _))) => format!(
-            "{} equals snapshot {key} (`{check}` answers as it did{})",
-            session.canister,
-            if recorded.module_hash.is_some() {
-                ", same module"
-            } else {
-                ""
-            }
-        ),
-        (None, None) => format!("{} runs the module of snapshot {key}", session.canister),
+        (Some(n), _) => format!("the chat equals snapshot {key} ({}{bytes})", messages(n)),
+        (None, Some((check, _))) => {
+            format!("{canister} equals snapshot {key} (`{check}` answers as it did{module}{bytes})")
+        }
+        (None, None) => format!("{canister} runs the module of snapshot {key}{bytes}"),
     };
     session.say(format!("  verified: {line}"));
 }

@@ -131,7 +131,25 @@ fn a_canister_kept_on_the_heap_is_checked_by_its_own_query_through_every_command
     assert_eq!(verified["snapshot_id"], id.as_str());
     assert_eq!(verified["check"], "count ()");
     assert_eq!(verified["module_hash"], true);
+    assert_eq!(
+        verified["memories"], true,
+        "the embedded backend compares every byte"
+    );
     assert_eq!(notes_count(&user, notes), 2);
+
+    // A change the check cannot see is still caught, in the heap.
+    let blind = user.json(&["snapshot", "--canister", "notes", "--check", "get (100)"]);
+    let blind = blind["snapshot_id"].as_str().unwrap().to_owned();
+    call(&user, notes, "add", Encode!(&"third").unwrap(), false);
+    let differs = user.fails(3, &["verify", "--canister", "notes", &blind]);
+    assert!(
+        differs.contains("notes does not match snapshot"),
+        "{differs}"
+    );
+    assert!(differs.contains("its heap differs in"), "{differs}");
+    user.ok(&["restore", "--canister", "notes", &blind]);
+    assert_eq!(notes_count(&user, notes), 2);
+    user.ok(&["delete", "--canister", "notes", &blind]);
 
     // The backup reads offline, typed by the canister's own interface: `get (1)` is sent
     // as a nat64 because notes.did says so.
