@@ -133,6 +133,12 @@ pub enum StoreError {
     #[error("{} is corrupt: {what}; restore it from a backup or start from a fresh state directory", path.display())]
     Corrupt { path: PathBuf, what: String },
     #[error(
+        "{} holds the replica's secret keys but others can read it (mode {mode:o}); make it the owner's alone with `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error(
         "a canister memory of {bytes} bytes does not fit in this machine's memory; load a smaller snapshot or reinstall the canister"
     )]
     OutOfMemory { bytes: u64 },

@@ -132,6 +132,7 @@ impl Store {
         create: impl FnOnce() -> Result<Vec<u8>, StoreError>,
     ) -> Result<(PathBuf, Vec<u8>), StoreError> {
         let path = self.dir.join(name);
+        check_private(&path)?;
         match fs::read(&path) {
             Ok(bytes) if bytes.starts_with(KEPT_MAGIC) => {
                 let body = bytes.get(36..).unwrap_or_default();
@@ -325,9 +326,22 @@ fn write_manifest(dir: &Path, body: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Writes a small file atomically and durably (temp file, fsync, rename, fsync of the dir).
+/// Refuses a kept file (they hold secret keys) that others than its owner can read.
+fn check_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Err(StoreError::Exposed {
+            path: path.to_owned(),
+            mode: meta.permissions().mode() & 0o777,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a kept file readable by its owner only (mode 0600), atomically and durably.
 fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let partial = path.with_extension("tmp");
-    pack::write_durably(&partial, bytes)?;
+    pack::write_private_durably(&partial, bytes)?;
     fault::point("file:written-not-renamed");
     pack::rename_into_place(&partial, path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))

@@ -165,6 +165,26 @@ pub fn rename_into_place(partial: &Path, path: &Path) -> Result<(), StoreError> 
 
 /// Writes `bytes` to a new file at `path` and syncs it; on failure the partial file is
 /// removed, so that a full disk is not made fuller by what could not be written.
+/// Like `write_durably`, for a secret: created with mode 0600, so it is never readable by
+/// others, not even between its creation and a chmod.
+pub fn write_private_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(path);
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+    written.map_err(|error| {
+        let _ = fs::remove_file(path);
+        StoreError::io(path)(error)
+    })
+}
+
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let written = File::create(path).and_then(|mut file| {
         file.write_all(bytes)?;

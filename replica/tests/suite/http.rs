@@ -239,6 +239,32 @@ fn the_root_key_survives_a_restart() {
 }
 
 #[test]
+fn the_secret_keys_are_the_owners_alone_and_refused_when_others_can_read_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = replica::Replica::open(dir.path()).unwrap();
+    replica::http::Keys::load_or_create(&replica).unwrap();
+    let keys = dir.path().join("keys");
+    let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "written {mode:o}");
+
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let Err(refused) = replica::http::Keys::load_or_create(&replica) else {
+        panic!("keys readable by others were used");
+    };
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "{} holds the replica's secret keys but others can read it (mode 644); make it the owner's alone with `chmod 600 {}`",
+            keys.display(),
+            keys.display()
+        )
+    );
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    replica::http::Keys::load_or_create(&replica).unwrap();
+}
+
+#[test]
 fn a_request_sent_again_is_answered_without_running_again() {
     let mut local = Local::new();
     let counter = local.deploy(wat(COUNTER));
