@@ -11,6 +11,7 @@ mod bench;
 mod build;
 mod commands;
 mod fuzz;
+mod identity;
 mod ids;
 mod interrupt;
 mod lifecycle;

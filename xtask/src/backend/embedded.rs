@@ -21,21 +21,20 @@ use crate::query::Interface;
 pub struct Embedded {
     dir: PathBuf,
     replica: Option<Replica>,
+    /// Who the xtask calls as: its own identity (`crate::identity`), never anonymous.
+    me: Principal,
     ran: Vec<String>,
-}
-
-/// Who the xtask calls as: the anonymous principal, as icp-cli's default identity.
-fn me() -> Principal {
-    Principal::anonymous()
 }
 
 impl Embedded {
     pub fn open(state_dir: &Path) -> Result<Self> {
         let dir = state_dir.join("embedded");
+        let me = crate::identity::load_or_create(state_dir)?;
         let replica = Replica::open(&dir).with_context(|| "cannot open the embedded replica")?;
         Ok(Self {
             dir,
             replica: Some(replica),
+            me,
             ran: Vec::new(),
         })
     }
@@ -96,9 +95,10 @@ impl Embedded {
         let canister = canister.map(|c| c.to_text()).unwrap_or_default();
         self.ran.push(format!("aaaaa-aa.{method}({canister})"));
         let bytes = Encode!(&arg)?;
+        let me = self.me;
         let reply = self
             .replica()
-            .update(me(), Principal::management_canister(), method, &bytes)
+            .update(me, Principal::management_canister(), method, &bytes)
             .map_err(explain)?;
         Ok(Decode!(&reply, R)?)
     }
@@ -119,10 +119,11 @@ impl Embedded {
     /// Runs `f` with a caller of management methods that records nothing: transfers make
     /// hundreds of calls, shown as one line.
     fn transfer<T>(&mut self, f: impl FnOnce(&mut transfer::Call) -> Result<T>) -> Result<T> {
+        let me = self.me;
         let replica = self.replica();
         let mut call = |method: &str, arg: Vec<u8>| {
             replica
-                .update(me(), Principal::management_canister(), method, &arg)
+                .update(me, Principal::management_canister(), method, &arg)
                 .map_err(explain)
         };
         f(&mut call)
@@ -238,11 +239,12 @@ impl Backend for Embedded {
             Some(interface) => interface.encode(method, args)?,
             None => args.to_bytes()?,
         };
+        let me = self.me;
         let replica = self.replica();
         let reply = if query {
-            replica.query(me(), canister, method, &bytes)
+            replica.query(me, canister, method, &bytes)
         } else {
-            replica.update(me(), canister, method, &bytes)
+            replica.update(me, canister, method, &bytes)
         };
         reply.map_err(explain)
     }

@@ -247,13 +247,17 @@ fn a_snapshot_that_would_freeze_the_canister_is_refused_unless_forced() {
         },
         sender_canister_version: None,
     };
-    call(
-        &user,
-        Principal::management_canister(),
-        "update_settings",
-        Encode!(&settings).unwrap(),
-        false,
-    );
+    // As the canister's controller: the xtask's identity.
+    let mut replica = Replica::open(&user.state.path().join("embedded")).unwrap();
+    replica
+        .update(
+            crate::identity::me(&user),
+            Principal::management_canister(),
+            "update_settings",
+            &Encode!(&settings).unwrap(),
+        )
+        .unwrap();
+    drop(replica);
     let refused = user.fails(1, &["snapshot", "--canister", "notes"]);
     assert!(
         refused.contains("notes cannot afford this snapshot"),

@@ -9,5 +9,6 @@ mod canisters;
 mod first_run;
 mod icp_backups;
 mod icp_sets;
+mod identity;
 mod lifecycle;
 mod sdks;
