@@ -337,7 +337,7 @@ fn concurrent_http(wasm: &[u8], clients: usize, calls: usize) -> f64 {
 /// The chat deployed in `dir` and served on a free port.
 fn serve(dir: &std::path::Path, wasm: &[u8]) -> (tokio::runtime::Runtime, http::Server, Principal) {
     let (replica, chat) = deploy(dir, wasm);
-    let keys = http::Keys::load_or_create(&replica).unwrap();
+    let keys = replica.keys().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime
         .block_on(http::serve(replica, keys, "127.0.0.1:0".parse().unwrap()))

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fault;
 pub mod http;
 pub mod ids;
+mod keys;
 mod management;
 mod queue;
 mod replica;

@@ -22,6 +22,7 @@ use crate::canister::{
 };
 use crate::composite::Composite;
 use crate::error::{ErrorCode, Reject, StoreError};
+use crate::keys::Keys;
 use crate::queue::Queued;
 use crate::scheduler::Ingress;
 use crate::store::{Hash, Opened, Record, Store};
@@ -98,8 +99,13 @@ impl Replica {
             manifest,
             journal,
         } = Store::open(dir)?;
+        // The subnet's id comes from its root key, made with the state, so that replay, in-
+        // process and served use all see the same `subnet_self`.
+        let subnet_id = Keys::load_or_create(&store)?.subnet_id;
+        let mut subnet = Subnet::new(store);
+        subnet.id = subnet_id;
         let mut replica = Self {
-            subnet: Subnet::new(store),
+            subnet,
             metadata_cache: Default::default(),
             last_time: 0,
             retry_checkpoint_at: 0,
@@ -272,13 +278,10 @@ impl Replica {
         self.recover(manifest, journal).map(drop)
     }
 
-    /// A small file kept with the state (the HTTP layer's keys), created the first time.
-    pub fn keep_file(
-        &self,
-        name: &str,
-        create: impl FnOnce() -> Result<Vec<u8>, StoreError>,
-    ) -> Result<(std::path::PathBuf, Vec<u8>), StoreError> {
-        self.subnet.store.keep_file(name, create)
+    /// The subnet's keys, kept with the state: the root key certificates are signed with,
+    /// which gives the subnet its id, and the node key that signs query responses.
+    pub fn keys(&self) -> Result<Keys, StoreError> {
+        Keys::load_or_create(&self.subnet.store)
     }
 
     /// Nanoseconds since the epoch, strictly increasing from call to call.
@@ -292,11 +295,6 @@ impl Replica {
 
     pub fn subnet_id(&self) -> Principal {
         self.subnet.id
-    }
-
-    /// Names this replica's subnet (the HTTP server derives it from its root key).
-    pub fn set_subnet_id(&mut self, subnet_id: Principal) {
-        self.subnet.id = subnet_id;
     }
 
     /// What the certified state tree shows of each canister.

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use ic_transport_types::RequestId;
 
 use super::history::History;
-use super::keys::Keys;
 use super::server::{now, set_statuses};
 use super::tree::{self, Node};
+use crate::keys::Keys;
 
 /// How long a batch waits for calls still running, or for as many calls as the last batch
 /// held, to join it. A signature costs about a millisecond of CPU, so under load waiting

@@ -5,12 +5,11 @@
 mod batch;
 mod history;
 mod ingress;
-mod keys;
 mod read_state;
 mod server;
 mod tree;
 
-pub use keys::Keys;
+pub use crate::keys::Keys;
 pub use server::{Server, serve};
 
 /// Decodes and authenticates a request body as the server does on receiving it at `now`
@@ -33,7 +32,7 @@ pub fn run_until_signal(
     ready: impl FnOnce(&Server),
 ) -> Result<(), String> {
     let replica = Replica::open(dir).map_err(|e| e.to_string())?;
-    let keys = Keys::load_or_create(&replica).map_err(|e| e.to_string())?;
+    let keys = replica.keys().map_err(|e| e.to_string())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {

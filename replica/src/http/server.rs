@@ -27,9 +27,9 @@ use serde::Serialize;
 use super::batch;
 use super::history::{Entry, History};
 use super::ingress::{self, BadRequest, Ingress};
-use super::keys::Keys;
 use super::read_state::{self, Endpoint};
 use super::tree::{self, Node};
+use crate::keys::Keys;
 use crate::{CanisterFacts, Reject, Replica};
 
 /// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
@@ -63,12 +63,7 @@ impl Server {
 }
 
 /// Serves `replica` on `address` (use port 0 for any free port).
-pub async fn serve(
-    mut replica: Replica,
-    keys: Keys,
-    address: SocketAddr,
-) -> std::io::Result<Server> {
-    replica.set_subnet_id(keys.subnet_id);
+pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io::Result<Server> {
     let root_key = keys.root_der.clone();
     let shared = Arc::new(Shared {
         replica: Mutex::new(replica),

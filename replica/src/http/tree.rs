@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ic_certification::hash_tree::{HashTree, fork, label, leaf, pruned};
 use serde::Serialize;
 
-use super::keys::Keys;
+use crate::keys::Keys;
 
 /// A node of the state tree.
 pub enum Node {

@@ -225,12 +225,10 @@ fn the_root_key_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let first = {
         let replica = replica::Replica::open(dir.path()).unwrap();
-        replica::http::Keys::load_or_create(&replica)
-            .unwrap()
-            .root_der
+        replica.keys().unwrap().root_der
     };
     let replica = replica::Replica::open(dir.path()).unwrap();
-    let again = replica::http::Keys::load_or_create(&replica).unwrap();
+    let again = replica.keys().unwrap();
     assert_eq!(
         again.root_der, first,
         "a client's pinned root key stays valid"
@@ -243,13 +241,13 @@ fn the_secret_keys_are_the_owners_alone_and_refused_when_others_can_read_them() 
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let replica = replica::Replica::open(dir.path()).unwrap();
-    replica::http::Keys::load_or_create(&replica).unwrap();
+    replica.keys().unwrap();
     let keys = dir.path().join("keys");
     let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "written {mode:o}");
 
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let Err(refused) = replica::http::Keys::load_or_create(&replica) else {
+    let Err(refused) = replica.keys() else {
         panic!("keys readable by others were used");
     };
     assert_eq!(
@@ -261,7 +259,7 @@ fn the_secret_keys_are_the_owners_alone_and_refused_when_others_can_read_them() 
         )
     );
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
-    replica::http::Keys::load_or_create(&replica).unwrap();
+    replica.keys().unwrap();
 }
 
 #[test]

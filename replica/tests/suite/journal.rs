@@ -227,3 +227,47 @@ fn calls_between_canisters_and_calls_in_flight_survive_an_abort() {
         "a snapshot taken by a canister is taken at another time on replay"
     );
 }
+
+/// Keeps `subnet_self` in its heap when told to, and answers what it kept.
+const SUBNET_KEEPER: &str = r#"(module
+  (import "ic0" "subnet_self_size" (func $size (result i32)))
+  (import "ic0" "subnet_self_copy" (func $copy (param i32 i32 i32)))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (memory 1)
+  (global $kept (mut i32) (i32.const 0))
+  (func (export "canister_update keep")
+    (call $copy (i32.const 0) (i32.const 0) (call $size))
+    (global.set $kept (call $size))
+    (call $reply))
+  (func (export "canister_query kept")
+    (call $append (i32.const 0) (global.get $kept))
+    (call $reply)))"#;
+
+#[test]
+fn subnet_self_is_the_served_subnets_id_in_process_and_while_the_journal_replays() {
+    const TEST: &str =
+        "subnet_self_is_the_served_subnets_id_in_process_and_while_the_journal_replays";
+    if let Some(dir) = child_dir() {
+        let mut replica = replica::Replica::open(&dir).unwrap();
+        let keeper = replica.canister_ids()[0];
+        replica.update(user(), keeper, "keep", &[]).unwrap();
+        std::process::abort();
+    }
+    let mut local = Local::new();
+    let keeper = local.deploy(crate::common::wat(SUBNET_KEEPER));
+    let served = local.replica.keys().unwrap().subnet_id;
+    assert_eq!(
+        local.replica.subnet_id(),
+        served,
+        "fixed when the state is made"
+    );
+    drop(local.replica);
+    in_child(TEST, local.dir.path());
+
+    // The reopened replica replays `keep`, which must see the same subnet as it did.
+    let mut replica = replica::Replica::open(local.dir.path()).unwrap();
+    let kept = replica.query(user(), keeper, "kept", &[]).unwrap();
+    assert_eq!(candid::Principal::from_slice(&kept), served);
+    assert_ne!(served, candid::Principal::management_canister());
+}

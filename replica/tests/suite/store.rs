@@ -83,31 +83,34 @@ fn an_interrupted_commit_leaves_the_last_committed_state() {
 #[test]
 fn a_flipped_byte_in_a_kept_file_is_named() {
     let local = Local::new();
-    let (path, kept) = local.replica.keep_file("keys", || Ok(vec![7; 64])).unwrap();
-    let (_, again) = local.replica.keep_file("keys", || unreachable!()).unwrap();
-    assert_eq!(again, kept, "read back as written");
+    let path = local.dir.path().join("keys");
+    let kept = local.replica.keys().unwrap();
+    assert_eq!(
+        local.replica.keys().unwrap().root_der,
+        kept.root_der,
+        "read back as written"
+    );
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    let error = local
-        .replica
-        .keep_file("keys", || unreachable!())
-        .unwrap_err();
+    let Err(error) = local.replica.keys() else {
+        panic!("a damaged key was used");
+    };
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
     assert!(error.to_string().contains("keys is corrupt"), "{error}");
 }
 
 #[test]
 fn a_kept_file_from_before_checksums_is_read_and_sealed() {
+    use std::os::unix::fs::PermissionsExt;
     let local = Local::new();
     let path = local.dir.path().join("keys");
     std::fs::write(&path, [9u8; 64]).unwrap();
-    let (_, kept) = local.replica.keep_file("keys", || unreachable!()).unwrap();
-    assert_eq!(kept, [9u8; 64]);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let kept = local.replica.keys().unwrap();
     assert!(std::fs::read(&path).unwrap().starts_with(b"CSKF"), "sealed");
-    let (_, again) = local.replica.keep_file("keys", || unreachable!()).unwrap();
-    assert_eq!(again, kept);
+    assert_eq!(local.replica.keys().unwrap().root_der, kept.root_der);
 }
 
 #[test]

@@ -245,7 +245,7 @@ pub struct Served {
 impl Served {
     pub fn new(local: Local) -> Self {
         let Local { dir, replica } = local;
-        let keys = replica::http::Keys::load_or_create(&replica).unwrap();
+        let keys = replica.keys().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let address = "127.0.0.1:0".parse().unwrap();
         let server = runtime

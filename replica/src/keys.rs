@@ -1,13 +1,15 @@
 //! The subnet's keys: the BLS root key that signs certificates and the Ed25519 node key
 //! that signs query responses. Kept in the state directory, so a client that has pinned the
-//! root key keeps trusting the replica across restarts.
+//! root key keeps trusting the replica across restarts. Made with the state, before anything
+//! runs: the subnet's id is derived from the root key, and a canister asking `subnet_self`
+//! gets the same answer in-process, served, and while the journal replays.
 
 use std::io::Read;
 
 use candid::Principal;
 use ic_verify_bls_signature::PrivateKey as BlsKey;
 
-use crate::{Replica, error::StoreError};
+use crate::{error::StoreError, store::Store};
 
 /// DER prefix of a BLS12-381 G2 public key as the IC publishes it (IC interface spec,
 /// "Certificate"); the 96-byte key follows.
@@ -30,9 +32,9 @@ pub struct Keys {
 
 impl Keys {
     /// The keys kept with `replica`'s state, created on first use.
-    pub fn load_or_create(replica: &Replica) -> Result<Self, StoreError> {
+    pub fn load_or_create(store: &Store) -> Result<Self, StoreError> {
         let (path, bytes) =
-            replica.keep_file("keys", || Ok([bls_secret()?, random::<32>()?].concat()))?;
+            store.keep_file("keys", || Ok([bls_secret()?, random::<32>()?].concat()))?;
         let corrupt = || StoreError::Corrupt {
             path: path.clone(),
             what: "it does not hold a root key and a node key".into(),
