@@ -116,7 +116,11 @@ async fn rounds(shared: Arc<Shared>) {
         let _ = tokio::task::spawn_blocking(move || {
             let mut replica = shared.replica.lock().expect("not poisoned");
             let _ = replica.tick();
-            let _ = replica.sync();
+            // A journal that cannot be made durable is said, every second it stays so: the
+            // calls answered meanwhile would not survive a power loss.
+            if let Err(error) = replica.sync() {
+                eprintln!("the journal is not durable: {error}; the calls of the last second would not survive a power loss");
+            }
             shared.settle(&mut replica);
         })
         .await;

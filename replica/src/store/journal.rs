@@ -141,8 +141,11 @@ impl Journal {
 
     /// Drops every record: a checkpoint now holds their effects.
     pub fn clear(&mut self) -> Result<(), StoreError> {
+        // Durably, before anything is appended again: a lost truncation under later records
+        // would leave old and new records interleaved for the next replay to misread.
         self.file
             .set_len(MAGIC.len() as u64)
+            .and_then(|()| self.file.sync_all())
             .map_err(StoreError::io(&self.path))?;
         self.len = 0;
         self.records = 0;
