@@ -74,13 +74,20 @@ enum Answer {
 }
 
 impl Answer {
-    /// Asserts a refusal (HTTP status or reject) whose text contains `words`.
+    /// Asserts a reject whose text contains `words`; an HTTP refusal is asserted with its
+    /// exact status by `refused_with`.
     fn refused(&self, words: &str) {
+        assert!(
+            !matches!(self, Answer::Http(..)),
+            "refused over HTTP: assert its status with refused_with: {self:?}"
+        );
+        self.says(words);
+    }
+
+    /// Asserts an answer whose text contains `words`.
+    fn says(&self, words: &str) {
         let text = match self {
-            Answer::Http(status, body) => {
-                assert!(*status >= 400, "not refused: {self:?}");
-                body.clone()
-            }
+            Answer::Http(_, body) => body.clone(),
             Answer::Reject {
                 code,
                 error,
@@ -122,7 +129,7 @@ impl Answer {
             matches!(self, Answer::Http(s, _) if *s == status),
             "expected HTTP {status}: {self:?}"
         );
-        self.refused(words);
+        self.says(words);
     }
 }
 
@@ -392,7 +399,7 @@ bad_input!(http_malformed_cbor, |w| {
         &format!("/api/v4/canister/{}/call", w.chat),
         b"\xffnot cbor",
     )
-    .refused("not a CBOR request envelope");
+    .refused_with(400, "not a CBOR request envelope");
 });
 
 bad_input!(http_wrong_content_type, |w| {
@@ -421,29 +428,30 @@ bad_input!(http_oversized_body, |w| {
 });
 
 bad_input!(http_unknown_endpoint, |w| {
-    w.post("/api/v9/nothing", b"").refused("no such endpoint");
+    w.post("/api/v9/nothing", b"")
+        .refused_with(404, "no such endpoint");
     w.post(
         &format!("/api/v4/canister/{}/dance", w.chat),
         &envelope(signed_append(w, &w.admin, in_a_minute()), Some(&w.admin)),
     )
-    .refused("no endpoint /api/v4/canister/<id>/dance");
+    .refused_with(404, "no endpoint /api/v4/canister/<id>/dance");
 });
 
 bad_input!(http_malformed_canister_id_in_path, |w| {
     w.post("/api/v4/canister/not-a-principal/call", b"")
-        .refused("is not a canister id");
+        .refused_with(400, "is not a canister id");
 });
 
 bad_input!(http_expired_ingress, |w| {
     let content = signed_append(w, &w.admin, now() - 1);
     w.send_call(content, Some(&w.admin), w.chat)
-        .refused("expired");
+        .refused_with(400, "expired");
 });
 
 bad_input!(http_far_future_ingress, |w| {
     let content = signed_append(w, &w.admin, now() + 3_600_000_000_000);
     w.send_call(content, Some(&w.admin), w.chat)
-        .refused("expiry");
+        .refused_with(400, "expiry");
 });
 
 bad_input!(http_forged_signature, |w| {
@@ -460,14 +468,14 @@ bad_input!(http_forged_signature, |w| {
         &format!("/api/v4/canister/{}/call", w.chat),
         &forged.encode_bytes(),
     )
-    .refused("signature is invalid");
+    .refused_with(400, "signature is invalid");
 });
 
 bad_input!(http_sender_not_the_key, |w| {
     let stranger = Key::generate();
     let content = signed_append(w, &stranger, in_a_minute());
     w.send_call(content, Some(&w.admin), w.chat)
-        .refused("does not match the public key");
+        .refused_with(400, "does not match the public key");
 });
 
 bad_input!(http_anonymous_with_a_signature, |w| {
@@ -479,13 +487,13 @@ bad_input!(http_anonymous_with_a_signature, |w| {
         in_a_minute(),
     );
     w.send_call(content, Some(&w.admin), w.chat)
-        .refused("an anonymous request must carry no key");
+        .refused_with(400, "an anonymous request must carry no key");
 });
 
 bad_input!(http_wrong_effective_canister_id, |w| {
     let content = signed_append(w, &w.admin, in_a_minute());
     w.send_call(content, Some(&w.admin), w.bad)
-        .refused("effective canister id");
+        .refused_with(400, "effective canister id");
 });
 
 bad_input!(http_wrong_effective_canister_id_for_a_1_mib_chunk, |w| {
@@ -502,7 +510,7 @@ bad_input!(http_wrong_effective_canister_id_for_a_1_mib_chunk, |w| {
         "upload_chunk",
         Encode!(&chunk).unwrap(),
     )
-    .refused("effective canister id");
+    .refused_with(400, "effective canister id");
 });
 
 bad_input!(http_bogus_delegation, |w| {
@@ -510,7 +518,7 @@ bad_input!(http_bogus_delegation, |w| {
         &format!("/api/v4/canister/{}/call", w.chat),
         &delegated_append(w, None, true),
     )
-    .refused("delegation 0 has an invalid signature");
+    .refused_with(400, "delegation 0 has an invalid signature");
 });
 
 bad_input!(http_call_under_a_queries_only_delegation, |w| {
@@ -518,7 +526,7 @@ bad_input!(http_call_under_a_queries_only_delegation, |w| {
         &format!("/api/v4/canister/{}/call", w.chat),
         &delegated_append(w, Some(DelegationPermissions::Queries), false),
     )
-    .refused("permits only queries");
+    .refused_with(400, "permits only queries");
 });
 
 /// An append from the admin, signed by a session key the admin delegated to with
@@ -811,8 +819,9 @@ bad_input!(management_snapshot_id_of_another_canister, |w| {
         canister_id: w.bad,
         snapshot_id: w.snapshot.clone(),
     };
-    w.manage(w.bad, "delete_canister_snapshot", args)
-        .refused("IC0");
+    let answer = w.manage(w.bad, "delete_canister_snapshot", args);
+    answer.refused("reject code 4, IC0406 (certified): The snapshot ");
+    answer.refused(&format!(" does not belong to canister {}.", w.bad));
 });
 
 bad_input!(
@@ -899,8 +908,9 @@ bad_input!(management_read_past_the_end_of_a_snapshot, |w| {
             size: 100,
         },
     };
-    w.manage(w.chat, "read_canister_snapshot_data", args)
-        .refused("IC0");
+    w.manage(w.chat, "read_canister_snapshot_data", args).refused(
+        "reject code 4, IC0408 (certified): Invalid slice of the snapshot's stable memory: offset 18446744073709551605 + size 100 is past its end.",
+    );
 });
 
 bad_input!(management_upload_into_a_taken_snapshot, |w| {
@@ -910,8 +920,9 @@ bad_input!(management_upload_into_a_taken_snapshot, |w| {
         kind: ic::SnapshotDataOffset::StableMemory { offset: 0 },
         chunk: vec![1; 10],
     };
-    w.manage(w.chat, "upload_canister_snapshot_data", args)
-        .refused("IC0");
+    w.manage(w.chat, "upload_canister_snapshot_data", args).refused(
+        "reject code 4, IC0409 (certified): Only canister snapshots created by metadata upload can be mutated.",
+    );
 });
 
 // ---- The System API: canisters that misbehave -----------------------------------------
