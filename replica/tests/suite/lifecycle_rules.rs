@@ -421,3 +421,61 @@ fn a_query_to_a_system_canister_changes_nothing() {
     let subnets = Decode!(&subnets, Vec<Principal>).unwrap();
     assert_eq!(subnets, vec![local.replica.subnet_id()]);
 }
+
+#[test]
+fn a_deleted_canister_takes_its_snapshots_with_it() {
+    let mut local = Local::new();
+    let chat = local.deploy(crate::common::chat_wasm());
+    let (): () = local.update(chat, "append", ("Hi there!",)).unwrap();
+    let record = ic::CanisterIdRecord { canister_id: chat };
+    let snapshot: ic::Snapshot = local
+        .management(
+            user(),
+            "take_canister_snapshot",
+            ic::TakeCanisterSnapshotArgs {
+                canister_id: chat,
+                replace_snapshot: None,
+                uninstall_code: None,
+                sender_canister_version: None,
+            },
+        )
+        .unwrap();
+    let (): () = local.management(user(), "stop_canister", &record).unwrap();
+    let (): () = local
+        .management(user(), "delete_canister", &record)
+        .unwrap();
+
+    let gone = local
+        .management::<Vec<ic::Snapshot>>(user(), "list_canister_snapshots", &record)
+        .unwrap_err();
+    assert_eq!(gone.error_code, Some(ErrorCode::CanisterNotFound));
+    assert_eq!(gone.message, format!("Canister {chat} not found"));
+    // Nor can another canister load what the deleted one held.
+    let other = local.deploy(crate::common::chat_wasm());
+    let (): () = local
+        .management(
+            user(),
+            "stop_canister",
+            ic::CanisterIdRecord { canister_id: other },
+        )
+        .unwrap();
+    let refused = local
+        .management::<()>(
+            user(),
+            "load_canister_snapshot",
+            ic::LoadCanisterSnapshotArgs {
+                canister_id: other,
+                snapshot_id: snapshot.id.clone(),
+                sender_canister_version: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        refused.error_code,
+        Some(ErrorCode::CanisterSnapshotNotFound)
+    );
+    assert_eq!(
+        refused.message,
+        format!("Could not find the snapshot ID {chat}-0 for canister {other}.")
+    );
+}
