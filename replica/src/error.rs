@@ -4,7 +4,7 @@
 use std::{fmt, path::PathBuf};
 
 /// Reject codes (IC interface spec, "Reject codes").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RejectCode {
     SysFatal = 1,
     SysTransient = 2,
@@ -16,7 +16,7 @@ pub enum RejectCode {
 }
 
 /// The IC's error codes (`IC0xxx`); the first digit is the reject code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorCode {
     CanisterNotFound = 301,
     CanisterSnapshotNotFound = 305,
@@ -67,7 +67,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// A call that did not succeed, as the IC reports it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message} (reject code {}{})", *code as u8, error_code.map(|c| format!(", {c}")).unwrap_or_default())]
 pub struct Reject {
     pub code: RejectCode,

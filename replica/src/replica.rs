@@ -278,6 +278,12 @@ impl Replica {
         self.recover(manifest, journal).map(drop)
     }
 
+    /// A log the HTTP layer keeps with the state (its ingress history), made durable with
+    /// the journal by whoever holds it.
+    pub fn side_log(&self, name: &str) -> Result<crate::store::SideLog, StoreError> {
+        self.subnet.store.side_log(name)
+    }
+
     /// The subnet's keys, kept with the state: the root key certificates are signed with,
     /// which gives the subnet its id, and the node key that signs query responses.
     pub fn keys(&self) -> Result<Keys, StoreError> {

@@ -2,7 +2,9 @@
 //! `request_status` (IC interface spec, "Request status"), ordered by request id so that a
 //! certificate can show one entry — or, for an unknown id, the two around it, which prove
 //! its absence — without the rest. Expiry walks a queue in time order, so each call costs
-//! O(log n) whatever the load.
+//! O(log n) whatever the load. Each change is also a record for the state's side log, from
+//! which the history is restored when the replica is served again, so a call sent again
+//! after a restart is answered from the history and not run twice.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -19,6 +21,7 @@ pub type Outcome = Result<Vec<u8>, Reject>;
 
 /// One call as `request_status` readers are checked against (IC interface spec, "Request:
 /// Read state"): who sent it, to which canister, through which effective canister id.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub sender: Principal,
     pub receiver: Principal,
@@ -34,16 +37,19 @@ pub struct History {
     order: VecDeque<(u64, RequestId)>,
 }
 
+/// An entry as the side log keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    time: u64,
+    entry: Entry,
+}
+
 impl History {
     /// Records an outcome at `time` and forgets what has expired by then.
     pub fn record(&mut self, id: RequestId, entry: Entry, time: u64) {
-        while let Some((at, old)) = self.order.front() {
-            if at + KEPT_NS > time {
-                break;
-            }
-            self.entries.remove(old);
-            self.order.pop_front();
-        }
+        self.record_expiry(time);
         self.entries.insert(id, entry);
         self.order.push_back((time, id));
     }
@@ -57,6 +63,56 @@ impl History {
 
     pub fn get(&self, id: &RequestId) -> Option<&Entry> {
         self.entries.get(id)
+    }
+
+    /// The side-log record of entry `id` as it stands, recorded at `time` (for a settled
+    /// call, any time: a later record of an id replaces its entry, not its place).
+    pub fn saved(&self, id: &RequestId, time: u64) -> Option<Vec<u8>> {
+        let saved = Saved {
+            id: id.as_slice().to_vec(),
+            time,
+            entry: self.entries.get(id)?.clone(),
+        };
+        serde_cbor::to_vec(&saved).ok()
+    }
+
+    /// Every live entry's record, oldest first: what the side log is rewritten to.
+    pub fn records(&self) -> Vec<Vec<u8>> {
+        self.order
+            .iter()
+            .filter_map(|(time, id)| self.saved(id, *time))
+            .collect()
+    }
+
+    /// The history the side log's `records` leave at `now`: a later record of an id
+    /// replaces an earlier one (a call settled), and what has expired is dropped.
+    pub fn restore(records: &[Vec<u8>], now: u64) -> Self {
+        let mut history = Self::default();
+        for record in records {
+            let Ok(saved) = serde_cbor::from_slice::<Saved>(record) else {
+                continue;
+            };
+            let Ok(id) = <[u8; 32]>::try_from(saved.id.as_slice()) else {
+                continue;
+            };
+            let id = RequestId::new(&id);
+            match history.entries.get_mut(&id) {
+                Some(entry) => *entry = saved.entry,
+                None => history.record(id, saved.entry, saved.time),
+            }
+        }
+        history.record_expiry(now);
+        history
+    }
+
+    fn record_expiry(&mut self, time: u64) {
+        while let Some((at, old)) = self.order.front() {
+            if at + KEPT_NS > time {
+                break;
+            }
+            self.entries.remove(old);
+            self.order.pop_front();
+        }
     }
 
     /// The entries a certificate about `id` needs: its own, or the ones just before and
@@ -104,5 +160,36 @@ mod tests {
         assert_eq!(around, [id(20), id(30)]);
         assert_eq!(history.around(&id(30)).len(), 1);
         assert_eq!(history.around(&id(40)).len(), 1);
+    }
+
+    #[test]
+    fn a_restored_history_keeps_the_last_word_on_each_call_and_drops_the_expired() {
+        let mut history = History::default();
+        let processing = Entry {
+            outcome: None,
+            ..entry()
+        };
+        history.record(id(1), processing, 10);
+        let mut log = vec![history.saved(&id(1), 10).unwrap()];
+        history.settle(&id(1), Ok(vec![7]));
+        log.push(history.saved(&id(1), 20).unwrap());
+        history.record(id(2), entry(), 15);
+        log.push(history.saved(&id(2), 15).unwrap());
+        log.push(b"a record torn or of another format".to_vec());
+
+        let restored = History::restore(&log, 30);
+        let settled = restored.get(&id(1)).unwrap();
+        assert_eq!(
+            settled.outcome,
+            Some(Ok(vec![7])),
+            "the settled outcome wins"
+        );
+        assert!(restored.get(&id(2)).is_some());
+        assert_eq!(restored.records().len(), 2);
+        let later = History::restore(&log, 15 + KEPT_NS);
+        assert!(
+            later.get(&id(1)).is_none() && later.get(&id(2)).is_none(),
+            "expired"
+        );
     }
 }

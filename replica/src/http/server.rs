@@ -30,6 +30,7 @@ use super::ingress::{self, BadRequest, Ingress};
 use super::read_state::{self, Endpoint};
 use super::tree::{self, Node};
 use crate::keys::Keys;
+use crate::store::SideLog;
 use crate::{CanisterFacts, Reject, Replica};
 
 /// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
@@ -39,6 +40,8 @@ struct Shared {
     replica: Mutex<Replica>,
     keys: Keys,
     history: Mutex<History>,
+    /// The history's records, kept with the state (`HISTORY_LOG`); locked after `history`.
+    history_log: Mutex<SideLog>,
     /// Calls still processing: the replica's number for each, and its request id.
     processing: Mutex<Vec<(u64, RequestId)>>,
     /// Certifies the answers of synchronous calls, many under one signature.
@@ -65,10 +68,12 @@ impl Server {
 /// Serves `replica` on `address` (use port 0 for any free port).
 pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io::Result<Server> {
     let root_key = keys.root_der.clone();
+    let (history, history_log) = restore_history(&replica).map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
         replica: Mutex::new(replica),
         keys,
-        history: Mutex::new(History::default()),
+        history: Mutex::new(history),
+        history_log: Mutex::new(history_log),
         processing: Mutex::default(),
         answers: batch::Batches::default(),
     });
@@ -106,6 +111,19 @@ pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io
     })
 }
 
+/// The side log the ingress history is kept in.
+const HISTORY_LOG: &str = "ingress-history";
+
+/// The ingress history as the last serving of this state left it, less what has expired
+/// since; the log is rewritten to just that. A call sent again after a restart (a client's
+/// retry, or someone replaying its envelope within its expiry) is then answered from it.
+fn restore_history(replica: &Replica) -> Result<(History, SideLog), crate::StoreError> {
+    let mut log = replica.side_log(HISTORY_LOG)?;
+    let history = History::restore(&log.records()?, now());
+    log.rewrite(&history.records())?;
+    Ok((history, log))
+}
+
 /// Runs a round every second, so timers fire without a message to wake them, and makes the
 /// second's journal durable against power loss.
 async fn rounds(shared: Arc<Shared>) {
@@ -118,7 +136,8 @@ async fn rounds(shared: Arc<Shared>) {
             let _ = replica.tick();
             // A journal that cannot be made durable is said, every second it stays so: the
             // calls answered meanwhile would not survive a power loss.
-            if let Err(error) = replica.sync() {
+            let history = shared.history_log.lock().expect("not poisoned").sync();
+            if let Err(error) = replica.sync().and(history) {
                 eprintln!("the journal is not durable: {error}; the calls of the last second would not survive a power loss");
             }
             shared.settle(&mut replica);
@@ -383,6 +402,20 @@ fn wait_for(shared: &Shared, id: &RequestId) {
 }
 
 impl Shared {
+    /// Appends entry `id` of `history` to the side log; made durable with the journal.
+    fn keep(&self, history: &History, id: &RequestId) {
+        if let Some(saved) = history.saved(id, now()) {
+            let kept = self
+                .history_log
+                .lock()
+                .expect("not poisoned")
+                .append(&saved);
+            if let Err(error) = kept {
+                eprintln!("the ingress history could not be kept: {error}");
+            }
+        }
+    }
+
     /// Whether call `id` is recorded as still processing.
     fn processing(&self, id: &RequestId) -> bool {
         let history = self.history.lock().expect("not poisoned");
@@ -396,6 +429,7 @@ impl Shared {
         processing.retain(|(number, id)| match replica.answer_of(*number) {
             Some(outcome) => {
                 history.settle(id, outcome);
+                self.keep(&history, id);
                 false
             }
             None => true,
@@ -449,11 +483,9 @@ fn execute_once(
         effective,
         outcome,
     };
-    shared
-        .history
-        .lock()
-        .expect("not poisoned")
-        .record(id, entry, now());
+    let mut history = shared.history.lock().expect("not poisoned");
+    history.record(id, entry, now());
+    shared.keep(&history, &id);
     None
 }
 

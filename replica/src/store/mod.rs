@@ -11,6 +11,7 @@
 
 mod journal;
 mod pack;
+mod side_log;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -25,6 +26,7 @@ use crate::fault;
 use journal::Journal;
 pub use journal::Record;
 use pack::{Pack, PackWriter};
+pub use side_log::SideLog;
 
 /// The SHA-256 of an object.
 pub type Hash = [u8; 32];
@@ -122,6 +124,11 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The side log `name` kept with the state, created empty the first time.
+    pub fn side_log(&self, name: &str) -> Result<SideLog, StoreError> {
+        SideLog::open(self.dir.join(name))
     }
 
     /// A small file beside the state, written by `create` (durably, with a checksum) the

@@ -263,6 +263,67 @@ fn the_secret_keys_are_the_owners_alone_and_refused_when_others_can_read_them() 
 }
 
 #[test]
+fn a_request_sent_again_after_a_restart_is_answered_from_the_kept_history() {
+    let mut local = Local::new();
+    let counter = local.deploy(wat(COUNTER));
+    let served = Served::new(local);
+    let key = Key::generate();
+    let content = call_content(
+        principal_of(&key),
+        counter,
+        "inc",
+        Vec::new(),
+        now() + 60_000_000_000,
+    );
+    let request_id = content.to_request_id();
+    let signed = envelope(content, Some(&key));
+    let path = format!("/api/v4/canister/{counter}/call");
+    let count = |n: u8| Some([n, 0, 0, 0].repeat(3));
+    let (status, first) = post(served.address(), &path, &signed);
+    assert_eq!(status, 200);
+    let reply = |served: &Served, body: &[u8]| {
+        lookup(
+            &certificate(served, body),
+            &[b"request_status", request_id.as_slice(), b"reply"],
+        )
+        .map(<[u8]>::to_vec)
+    };
+    assert_eq!(reply(&served, &first), count(1));
+
+    let served = served.restart();
+    let (status, again) = post(served.address(), &path, &signed);
+    assert_eq!(status, 200);
+    assert_eq!(
+        reply(&served, &again),
+        count(1),
+        "answered from the history: the counter did not run again"
+    );
+    // A new call proves the counter stands at 1: it answers 2.
+    let fresh = call_content(
+        principal_of(&key),
+        counter,
+        "inc",
+        Vec::new(),
+        now() + 60_000_000_000,
+    );
+    let fresh_id = fresh.to_request_id();
+    let (_, body) = post(served.address(), &path, &envelope(fresh, Some(&key)));
+    let answered = lookup(
+        &certificate(&served, &body),
+        &[b"request_status", fresh_id.as_slice(), b"reply"],
+    )
+    .map(<[u8]>::to_vec);
+    assert_eq!(answered, count(2));
+    let log = std::fs::metadata(served.dir().join("ingress-history")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        log.permissions().mode() & 0o777,
+        0o600,
+        "replies are the owner's"
+    );
+}
+
+#[test]
 fn a_request_sent_again_is_answered_without_running_again() {
     let mut local = Local::new();
     let counter = local.deploy(wat(COUNTER));

@@ -262,6 +262,10 @@ impl Served {
         self.server.as_ref().unwrap().address
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.address())
     }
@@ -272,6 +276,28 @@ impl Served {
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// Stops serving, then opens the state again and serves it anew, as a restarted
+    /// `cargo xtask serve` does.
+    pub fn restart(mut self) -> Self {
+        let server = self.server.take().unwrap();
+        self.runtime.block_on(server.stop());
+        // The stopped server lets go of the replica (and its lock) as its tasks end.
+        let replica = (0..200)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                Replica::open(self._dir.path()).ok()
+            })
+            .expect("the stopped server's replica is closed");
+        let keys = replica.keys().unwrap();
+        let address = "127.0.0.1:0".parse().unwrap();
+        self.server = Some(
+            self.runtime
+                .block_on(replica::http::serve(replica, keys, address))
+                .unwrap(),
+        );
+        self
     }
 }
 
