@@ -1,12 +1,12 @@
 //! ic-agent 0.49 with its default checks (root key fetched from `/api/v2/status`, certificates
 //! verified, query signatures verified) runs the chat lifecycle on the served replica, as an
-//! Ed25519 identity and as an ECDSA P-256 one.
+//! Ed25519 identity, an ECDSA P-256 one and an ECDSA secp256k1 one (dfx's default kind).
 
 use crate::common::{Local, Served, chat_wasm};
 use candid::{CandidType, Decode, Encode, Principal};
 use ic_agent::{
     Agent, Identity,
-    identity::{BasicIdentity, Prime256v1Identity},
+    identity::{BasicIdentity, Prime256v1Identity, Secp256k1Identity},
 };
 use ic_management_canister_types as ic;
 
@@ -123,4 +123,58 @@ fn ic_agent_runs_the_lifecycle_with_default_checks() {
     served.block_on(lifecycle(&url, BasicIdentity::from_raw_key(&[7; 32])));
     let p256 = p256::SecretKey::from_slice(&[9; 32]).unwrap();
     served.block_on(lifecycle(&url, Prime256v1Identity::from_private_key(p256)));
+    let pem = ic_secp256k1::PrivateKey::generate().serialize_rfc5915_pem();
+    let secp256k1 = Secp256k1Identity::from_pem(pem.as_bytes()).unwrap();
+    served.block_on(lifecycle(&url, secp256k1));
+}
+
+/// `key`'s delegation to `to`, as ic-agent signs one, lasting an hour.
+fn delegate(key: &dyn Identity, to: &dyn Identity) -> ic_agent::identity::SignedDelegation {
+    let delegation = ic_agent::identity::Delegation {
+        pubkey: to.public_key().unwrap(),
+        expiration: crate::http_client::now() + 3_600_000_000_000,
+        targets: None,
+        permissions: None,
+    };
+    let signature = key.sign_delegation(&delegation).unwrap().signature.unwrap();
+    ic_agent::identity::SignedDelegation {
+        delegation,
+        signature,
+    }
+}
+
+#[test]
+fn ic_agent_runs_the_lifecycle_under_delegation_chains_of_one_and_two() {
+    use ic_agent::identity::DelegatedIdentity;
+    let served = Served::new(Local::new());
+    let url = served.url();
+    let root_key = served.root_key();
+    let root = BasicIdentity::from_raw_key(&[1; 32]);
+    let session = BasicIdentity::from_raw_key(&[2; 32]);
+    let chain = vec![delegate(&root, &session)];
+    let one = DelegatedIdentity::new_with_root_key(
+        root.public_key().unwrap(),
+        Box::new(session),
+        chain,
+        &root_key,
+    )
+    .unwrap();
+    assert_eq!(
+        one.sender().unwrap(),
+        root.sender().unwrap(),
+        "the root's principal calls"
+    );
+    served.block_on(lifecycle(&url, one));
+
+    let middle = BasicIdentity::from_raw_key(&[3; 32]);
+    let session = BasicIdentity::from_raw_key(&[4; 32]);
+    let chain = vec![delegate(&root, &middle), delegate(&middle, &session)];
+    let two = DelegatedIdentity::new_with_root_key(
+        root.public_key().unwrap(),
+        Box::new(session),
+        chain,
+        &root_key,
+    )
+    .unwrap();
+    served.block_on(lifecycle(&url, two));
 }
