@@ -14,6 +14,8 @@ use crate::candid_args;
 /// Ingress may expire at most this far ahead (5 minutes), plus clock skew.
 const MAX_EXPIRY_AHEAD_NS: u64 = (5 * 60 + 30) * 1_000_000_000;
 const MAX_DELEGATIONS: usize = 20;
+/// The most canisters one delegation may name (IC interface spec, "Authentication").
+const MAX_TARGETS: usize = 1000;
 const ED25519_DER_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
@@ -141,6 +143,12 @@ fn follow_delegations(
             )));
         }
         if let Some(allowed) = &delegation.targets {
+            if allowed.len() > MAX_TARGETS {
+                return Err(bad(format!(
+                    "delegation {i} names {} targets; at most {MAX_TARGETS} are allowed",
+                    allowed.len()
+                )));
+            }
             targets = Some(match targets {
                 None => allowed.clone(),
                 Some(previous) => previous

@@ -529,6 +529,88 @@ bad_input!(http_call_under_a_queries_only_delegation, |w| {
     .refused_with(400, "permits only queries");
 });
 
+bad_input!(http_expired_delegation, |w| {
+    let expired = http_client::now() - 60_000_000_000;
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &chained_append(w, 1, expired, None),
+    )
+    .refused_with(400, "delegation 0 expired at ");
+});
+
+bad_input!(http_21_delegations, |w| {
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &chained_append(w, 21, in_a_minute(), None),
+    )
+    .refused_with(400, "at most 20 delegations are allowed, not 21");
+});
+
+bad_input!(http_a_delegation_naming_1001_targets, |w| {
+    let targets = (0..1001u64)
+        .map(|n| Principal::from_slice(&n.to_be_bytes()))
+        .collect();
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &chained_append(w, 1, in_a_minute(), Some(targets)),
+    )
+    .refused_with(
+        400,
+        "delegation 0 names 1001 targets; at most 1000 are allowed",
+    );
+});
+
+bad_input!(http_a_call_outside_the_delegations_targets, |w| {
+    w.post(
+        &format!("/api/v4/canister/{}/call", w.chat),
+        &chained_append(w, 2, in_a_minute(), Some(vec![w.bad])),
+    )
+    .refused_with(
+        403,
+        &format!("the sender's delegations do not allow calls to {}", w.chat),
+    );
+});
+
+/// An append from the admin through a chain of `links` delegations (admin → key 1 → … →
+/// key n, which signs), each expiring at `expiration` and naming `targets`.
+fn chained_append(
+    w: &World,
+    links: usize,
+    expiration: u64,
+    targets: Option<Vec<Principal>>,
+) -> Vec<u8> {
+    let keys: Vec<Key> = (0..links).map(|_| Key::generate()).collect();
+    let mut chain = Vec::new();
+    let mut signer = &w.admin;
+    for key in &keys {
+        let delegation = Delegation {
+            pubkey: key.public_key().serialize_rfc8410_der(),
+            expiration,
+            targets: targets.clone(),
+            permissions: None,
+        };
+        let signature = signer.sign_message(&delegation.signable()).to_vec();
+        chain.push(SignedDelegation {
+            delegation,
+            signature,
+        });
+        signer = key;
+    }
+    let content = signed_append(w, &w.admin, in_a_minute());
+    let message = [
+        b"\x0Aic-request".as_slice(),
+        content.to_request_id().as_slice(),
+    ]
+    .concat();
+    Envelope {
+        content: std::borrow::Cow::Owned(content),
+        sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
+        sender_sig: Some(signer.sign_message(&message).to_vec()),
+        sender_delegation: Some(chain),
+    }
+    .encode_bytes()
+}
+
 /// An append from the admin, signed by a session key the admin delegated to with
 /// `permissions`; with `forged`, the delegation's signature is zeros.
 fn delegated_append(
