@@ -479,3 +479,99 @@ fn a_deleted_canister_takes_its_snapshots_with_it() {
         format!("Could not find the snapshot ID {chat}-0 for canister {other}.")
     );
 }
+
+/// Keeps 42 in its heap and 7 in its stable memory (`set`); `get` answers both. Its
+/// `canister_pre_upgrade` traps once `refuse_upgrades` was called.
+const GUARDED: &str = r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (import "ic0" "stable64_grow" (func $grow (param i64) (result i64)))
+  (import "ic0" "stable64_write" (func $swrite (param i64 i64 i64)))
+  (import "ic0" "stable64_read" (func $sread (param i64 i64 i64)))
+  (memory 1)
+  (data (i32.const 100) "pre_upgrade refuses")
+  (func (export "canister_update set")
+    (i32.store8 (i32.const 0) (i32.const 42))
+    (drop (call $grow (i64.const 1)))
+    (i32.store8 (i32.const 2) (i32.const 7))
+    (call $swrite (i64.const 0) (i64.const 2) (i64.const 1))
+    (call $reply))
+  (func (export "canister_update refuse_upgrades")
+    (i32.store8 (i32.const 1) (i32.const 1))
+    (call $reply))
+  (func (export "canister_pre_upgrade")
+    (if (i32.eq (i32.load8_u (i32.const 1)) (i32.const 1))
+      (then (call $trap (i32.const 100) (i32.const 19)))))
+  (func (export "canister_query get")
+    (call $sread (i64.const 3) (i64.const 0) (i64.const 1))
+    (call $append (i32.const 0) (i32.const 1))
+    (call $append (i32.const 3) (i32.const 1))
+    (call $reply)))"#;
+
+/// A module whose `canister_post_upgrade` traps.
+const FAILS_AFTER_UPGRADE: &str = r#"(module
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (memory 1)
+  (data (i32.const 0) "post_upgrade fails")
+  (func (export "canister_post_upgrade") (call $trap (i32.const 0) (i32.const 18))))"#;
+
+#[test]
+fn an_upgrade_whose_pre_or_post_upgrade_traps_rolls_back_whole() {
+    let mut local = Local::new();
+    let canister = local.deploy(wat(GUARDED));
+    local.replica.update(user(), canister, "set", &[]).unwrap();
+    let observe = |local: &mut Local| {
+        let status: ic::CanisterStatusResult = local
+            .management(
+                user(),
+                "canister_status",
+                ic::CanisterIdRecord {
+                    canister_id: canister,
+                },
+            )
+            .unwrap();
+        let kept = local.replica.query(user(), canister, "get", &[]).unwrap();
+        (
+            status.module_hash,
+            status.version,
+            status.memory_metrics.stable_memory_size,
+            kept,
+        )
+    };
+    let before = observe(&mut local);
+    assert_eq!(before.3, [42, 7]);
+
+    let upgrade = ic::CanisterInstallMode::Upgrade(None);
+    let failed = local
+        .install(canister, wat(FAILS_AFTER_UPGRADE), upgrade.clone())
+        .unwrap_err();
+    assert_eq!(failed.error_code, Some(ErrorCode::CanisterCalledTrap));
+    assert_eq!(
+        failed.message,
+        format!(
+            "Error from Canister {canister}: Canister called `ic0.trap` with message: 'post_upgrade fails'."
+        )
+    );
+    assert_eq!(
+        observe(&mut local),
+        before,
+        "module, version and memories as they were"
+    );
+
+    local
+        .replica
+        .update(user(), canister, "refuse_upgrades", &[])
+        .unwrap();
+    let before = observe(&mut local);
+    let refused = local
+        .install(canister, wat("(module (memory 1))"), upgrade)
+        .unwrap_err();
+    assert_eq!(refused.error_code, Some(ErrorCode::CanisterCalledTrap));
+    assert!(
+        refused.message.contains("'pre_upgrade refuses'"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(observe(&mut local), before);
+}
