@@ -544,7 +544,7 @@ fn an_upgrade_whose_pre_or_post_upgrade_traps_rolls_back_whole() {
 
     let upgrade = ic::CanisterInstallMode::Upgrade(None);
     let failed = local
-        .install(canister, wat(FAILS_AFTER_UPGRADE), upgrade.clone())
+        .install(canister, wat(FAILS_AFTER_UPGRADE), upgrade)
         .unwrap_err();
     assert_eq!(failed.error_code, Some(ErrorCode::CanisterCalledTrap));
     assert_eq!(
