@@ -516,7 +516,13 @@ bad_input!(http_wrong_effective_canister_id_for_a_1_mib_chunk, |w| {
 bad_input!(http_bogus_delegation, |w| {
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &delegated_append(w, None, true),
+        &chained_append(
+            w,
+            Links {
+                forged: true,
+                ..Links::one()
+            },
+        ),
     )
     .refused_with(400, "delegation 0 has an invalid signature");
 });
@@ -524,7 +530,13 @@ bad_input!(http_bogus_delegation, |w| {
 bad_input!(http_call_under_a_queries_only_delegation, |w| {
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &delegated_append(w, Some(DelegationPermissions::Queries), false),
+        &chained_append(
+            w,
+            Links {
+                permissions: Some(DelegationPermissions::Queries),
+                ..Links::one()
+            },
+        ),
     )
     .refused_with(400, "permits only queries");
 });
@@ -533,7 +545,13 @@ bad_input!(http_expired_delegation, |w| {
     let expired = http_client::now() - 60_000_000_000;
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &chained_append(w, 1, expired, None),
+        &chained_append(
+            w,
+            Links {
+                expiration: expired,
+                ..Links::one()
+            },
+        ),
     )
     .refused_with(400, "delegation 0 expired at ");
 });
@@ -541,7 +559,13 @@ bad_input!(http_expired_delegation, |w| {
 bad_input!(http_21_delegations, |w| {
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &chained_append(w, 21, in_a_minute(), None),
+        &chained_append(
+            w,
+            Links {
+                count: 21,
+                ..Links::one()
+            },
+        ),
     )
     .refused_with(400, "at most 20 delegations are allowed, not 21");
 });
@@ -552,7 +576,13 @@ bad_input!(http_a_delegation_naming_1001_targets, |w| {
         .collect();
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &chained_append(w, 1, in_a_minute(), Some(targets)),
+        &chained_append(
+            w,
+            Links {
+                targets: Some(targets),
+                ..Links::one()
+            },
+        ),
     )
     .refused_with(
         400,
@@ -563,7 +593,14 @@ bad_input!(http_a_delegation_naming_1001_targets, |w| {
 bad_input!(http_a_call_outside_the_delegations_targets, |w| {
     w.post(
         &format!("/api/v4/canister/{}/call", w.chat),
-        &chained_append(w, 2, in_a_minute(), Some(vec![w.bad])),
+        &chained_append(
+            w,
+            Links {
+                count: 2,
+                targets: Some(vec![w.bad]),
+                ..Links::one()
+            },
+        ),
     )
     .refused_with(
         403,
@@ -571,25 +608,46 @@ bad_input!(http_a_call_outside_the_delegations_targets, |w| {
     );
 });
 
-/// An append from the admin through a chain of `links` delegations (admin → key 1 → … →
-/// key n, which signs), each expiring at `expiration` and naming `targets`.
-fn chained_append(
-    w: &World,
-    links: usize,
+/// A delegation chain for a test: how many links (admin → key 1 → … → key n, which signs
+/// the request), and what each says.
+struct Links {
+    count: usize,
     expiration: u64,
     targets: Option<Vec<Principal>>,
-) -> Vec<u8> {
-    let keys: Vec<Key> = (0..links).map(|_| Key::generate()).collect();
+    permissions: Option<DelegationPermissions>,
+    /// Each link's signature is zeros.
+    forged: bool,
+}
+
+impl Links {
+    /// One link, lasting a minute, allowing everything.
+    fn one() -> Self {
+        Self {
+            count: 1,
+            expiration: in_a_minute(),
+            targets: None,
+            permissions: None,
+            forged: false,
+        }
+    }
+}
+
+/// An append from the admin, signed at the end of the chain `links` describes.
+fn chained_append(w: &World, links: Links) -> Vec<u8> {
+    let keys: Vec<Key> = (0..links.count).map(|_| Key::generate()).collect();
     let mut chain = Vec::new();
     let mut signer = &w.admin;
     for key in &keys {
         let delegation = Delegation {
             pubkey: key.public_key().serialize_rfc8410_der(),
-            expiration,
-            targets: targets.clone(),
-            permissions: None,
+            expiration: links.expiration,
+            targets: links.targets.clone(),
+            permissions: links.permissions,
         };
-        let signature = signer.sign_message(&delegation.signable()).to_vec();
+        let signature = match links.forged {
+            true => vec![0; 64],
+            false => signer.sign_message(&delegation.signable()).to_vec(),
+        };
         chain.push(SignedDelegation {
             delegation,
             signature,
@@ -607,43 +665,6 @@ fn chained_append(
         sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
         sender_sig: Some(signer.sign_message(&message).to_vec()),
         sender_delegation: Some(chain),
-    }
-    .encode_bytes()
-}
-
-/// An append from the admin, signed by a session key the admin delegated to with
-/// `permissions`; with `forged`, the delegation's signature is zeros.
-fn delegated_append(
-    w: &World,
-    permissions: Option<DelegationPermissions>,
-    forged: bool,
-) -> Vec<u8> {
-    let session = Key::generate();
-    let delegation = Delegation {
-        pubkey: session.public_key().serialize_rfc8410_der(),
-        expiration: in_a_minute(),
-        targets: None,
-        permissions,
-    };
-    let signature = if forged {
-        vec![0; 64]
-    } else {
-        w.admin.sign_message(&delegation.signable()).to_vec()
-    };
-    let content = signed_append(w, &w.admin, in_a_minute());
-    let message = [
-        b"\x0Aic-request".as_slice(),
-        content.to_request_id().as_slice(),
-    ]
-    .concat();
-    Envelope {
-        content: std::borrow::Cow::Owned(content),
-        sender_pubkey: Some(w.admin.public_key().serialize_rfc8410_der()),
-        sender_sig: Some(session.sign_message(&message).to_vec()),
-        sender_delegation: Some(vec![SignedDelegation {
-            delegation,
-            signature,
-        }]),
     }
     .encode_bytes()
 }
