@@ -262,21 +262,26 @@ fn the_secret_keys_are_the_owners_alone_and_refused_when_others_can_read_them() 
     replica.keys().unwrap();
 }
 
+/// A call of the counter's `inc` signed by `key`, expiring in a minute: its request id and
+/// envelope.
+fn signed_inc(key: &Key, counter: Principal) -> (ic_transport_types::RequestId, Vec<u8>) {
+    let content = call_content(
+        principal_of(key),
+        counter,
+        "inc",
+        Vec::new(),
+        now() + 60_000_000_000,
+    );
+    (content.to_request_id(), envelope(content, Some(key)))
+}
+
 #[test]
 fn a_request_sent_again_after_a_restart_is_answered_from_the_kept_history() {
     let mut local = Local::new();
     let counter = local.deploy(wat(COUNTER));
     let served = Served::new(local);
     let key = Key::generate();
-    let content = call_content(
-        principal_of(&key),
-        counter,
-        "inc",
-        Vec::new(),
-        now() + 60_000_000_000,
-    );
-    let request_id = content.to_request_id();
-    let signed = envelope(content, Some(&key));
+    let (request_id, signed) = signed_inc(&key, counter);
     let path = format!("/api/v4/canister/{counter}/call");
     let count = |n: u8| Some([n, 0, 0, 0].repeat(3));
     let (status, first) = post(served.address(), &path, &signed);
@@ -299,15 +304,8 @@ fn a_request_sent_again_after_a_restart_is_answered_from_the_kept_history() {
         "answered from the history: the counter did not run again"
     );
     // A new call proves the counter stands at 1: it answers 2.
-    let fresh = call_content(
-        principal_of(&key),
-        counter,
-        "inc",
-        Vec::new(),
-        now() + 60_000_000_000,
-    );
-    let fresh_id = fresh.to_request_id();
-    let (_, body) = post(served.address(), &path, &envelope(fresh, Some(&key)));
+    let (fresh_id, fresh) = signed_inc(&key, counter);
+    let (_, body) = post(served.address(), &path, &fresh);
     let answered = lookup(
         &certificate(&served, &body),
         &[b"request_status", fresh_id.as_slice(), b"reply"],
@@ -329,15 +327,7 @@ fn a_request_sent_again_is_answered_without_running_again() {
     let counter = local.deploy(wat(COUNTER));
     let served = Served::new(local);
     let key = Key::generate();
-    let content = call_content(
-        principal_of(&key),
-        counter,
-        "inc",
-        Vec::new(),
-        now() + 60_000_000_000,
-    );
-    let request_id = content.to_request_id();
-    let signed = envelope(content, Some(&key));
+    let (request_id, signed) = signed_inc(&key, counter);
     let send = |version: &str| {
         post(
             served.address(),
