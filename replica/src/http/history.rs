@@ -49,7 +49,7 @@ struct Saved {
 impl History {
     /// Records an outcome at `time` and forgets what has expired by then.
     pub fn record(&mut self, id: RequestId, entry: Entry, time: u64) {
-        self.record_expiry(time);
+        self.expire(time);
         self.entries.insert(id, entry);
         self.order.push_back((time, id));
     }
@@ -101,11 +101,12 @@ impl History {
                 None => history.record(id, saved.entry, saved.time),
             }
         }
-        history.record_expiry(now);
+        history.expire(now);
         history
     }
 
-    fn record_expiry(&mut self, time: u64) {
+    /// Forgets what has expired by `time`.
+    pub fn expire(&mut self, time: u64) {
         while let Some((at, old)) = self.order.front() {
             if at + KEPT_NS > time {
                 break;

@@ -128,7 +128,7 @@ fn restore_history(replica: &Replica) -> Result<(History, SideLog), crate::Store
 /// second's journal durable against power loss.
 async fn rounds(shared: Arc<Shared>) {
     let mut clock = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    for second in 1u64.. {
         clock.tick().await;
         let shared = shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -141,10 +141,17 @@ async fn rounds(shared: Arc<Shared>) {
                 eprintln!("the journal is not durable: {error}; the calls of the last second would not survive a power loss");
             }
             shared.settle(&mut replica);
+            if second % COMPACT_EVERY_S == 0 {
+                shared.compact_history();
+            }
         })
         .await;
     }
 }
+
+/// How often the ingress history's log is rewritten to its live entries, so that a server
+/// running for days keeps minutes of calls on disk, not days.
+const COMPACT_EVERY_S: u64 = 60;
 
 /// Lets browsers on any origin (agent-js on a dev server) use the replica, as the IC's
 /// endpoints do: any origin, GET and POST, with a Content-Type header. A preflight (OPTIONS)
@@ -402,6 +409,20 @@ fn wait_for(shared: &Shared, id: &RequestId) {
 }
 
 impl Shared {
+    /// Rewrites the history's log to the entries not yet expired.
+    fn compact_history(&self) {
+        let mut history = self.history.lock().expect("not poisoned");
+        history.expire(now());
+        let rewritten = self
+            .history_log
+            .lock()
+            .expect("not poisoned")
+            .rewrite(&history.records());
+        if let Err(error) = rewritten {
+            eprintln!("the ingress history could not be compacted: {error}");
+        }
+    }
+
     /// Appends entry `id` of `history` to the side log; made durable with the journal.
     fn keep(&self, history: &History, id: &RequestId) {
         if let Some(saved) = history.saved(id, now()) {
