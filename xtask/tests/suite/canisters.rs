@@ -29,6 +29,12 @@ fn call(user: &User, canister: Principal, method: &str, arg: Vec<u8>, query: boo
     reply.unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
+/// Deploys the notes canister under the name `notes`; its id.
+fn deploy_notes(user: &User) -> Principal {
+    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
+    Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap()
+}
+
 fn notes_count(user: &User, notes: Principal) -> u64 {
     Decode!(&call(user, notes, "count", Encode!().unwrap(), true), u64).unwrap()
 }
@@ -104,14 +110,12 @@ fn a_canister_of_its_own_is_snapshot_and_restored_by_name_and_by_id() {
 fn a_canister_kept_on_the_heap_is_checked_by_its_own_query_through_every_command() {
     let user = User::new();
     user.ok(&["start"]);
-    let notes_wasm = wasm("notes");
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &notes_wasm]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     for note in ["first", "second"] {
         call(&user, notes, "add", Encode!(&note).unwrap(), false);
     }
     // An upgrade goes through pre_upgrade and post_upgrade and keeps the notes.
-    user.ok(&["deploy", "--canister", "notes", "--wasm", &notes_wasm]);
+    deploy_notes(&user);
     assert_eq!(notes_count(&user, notes), 2);
 
     let taken = user.json(&["snapshot", "--canister", "notes", "--check", "count"]);
@@ -235,8 +239,7 @@ fn a_snapshot_that_would_freeze_the_canister_is_refused_unless_forced() {
     use ic_management_canister_types as ic;
     let user = User::new();
     user.ok(&["start"]);
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     // A freezing threshold of 10 million years: the snapshot's storage alone would then
     // cost more than the 100 T cycles the canister holds.
     let settings = ic::UpdateSettingsArgs {
@@ -297,8 +300,7 @@ fn a_set_of_canisters_is_captured_and_restored_together_or_not_at_all() {
     user.ok(&["start"]);
     user.ok(&["deploy"]);
     user.ok(&["populate", "Hi there!"]);
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     call(&user, notes, "add", Encode!(&"first").unwrap(), false);
     let both = ["--canister", "chat", "--canister", "notes"];
     fn with<'a>(args: &[&'a str], canisters: &[&'a str]) -> Vec<&'a str> {
@@ -357,8 +359,7 @@ fn a_set_of_canisters_is_captured_and_restored_together_or_not_at_all() {
 fn scheduled_backups_are_drilled_pruned_and_keep_the_last_good_one_when_a_run_fails() {
     let user = User::new();
     user.ok(&["start"]);
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     call(&user, notes, "add", Encode!(&"first").unwrap(), false);
     let backups = tempfile::tempdir().unwrap();
     let dir = backups.path().to_str().unwrap();
@@ -455,8 +456,7 @@ fn a_backup_loop_runs_every_interval_and_ends_on_sigterm_with_the_canister_runni
 fn a_clone_puts_one_canisters_snapshot_on_another_and_verifies_it() {
     let user = User::new();
     user.ok(&["start"]);
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     for note in ["first", "second"] {
         call(&user, notes, "add", Encode!(&note).unwrap(), false);
     }
@@ -487,8 +487,7 @@ fn a_clone_puts_one_canisters_snapshot_on_another_and_verifies_it() {
 fn diff_names_what_changed_between_two_backups_of_any_canister() {
     let user = User::new();
     user.ok(&["start"]);
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     let backups = tempfile::tempdir().unwrap();
     let (a, b) = (backups.path().join("a"), backups.path().join("b"));
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
@@ -538,8 +537,7 @@ fn a_set_downloads_verifies_uploads_and_prunes_as_one() {
     user.ok(&["start"]);
     user.ok(&["deploy"]);
     user.ok(&["populate", "Hi there!"]);
-    let deployed = user.json(&["deploy", "--canister", "notes", "--wasm", &wasm("notes")]);
-    let notes = Principal::from_text(deployed["canister"].as_str().unwrap()).unwrap();
+    let notes = deploy_notes(&user);
     call(&user, notes, "add", Encode!(&"first").unwrap(), false);
     let both = ["snapshot", "--canister", "chat", "--canister", "notes"];
     let set_id = user.json(&both)["set_id"].as_str().unwrap().to_owned();
