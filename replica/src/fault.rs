@@ -1,10 +1,20 @@
 //! Deterministic crash points for the crash-safety tests. Built with the `fault-points`
 //! feature (the replica's own tests turn it on), `point(name)` aborts the process — no
 //! destructor runs, as if it were killed — on its n-th pass when `REPLICA_CRASH_AT` is
-//! `name:n`. Without the feature it is nothing.
+//! `name:n`. Without the feature it is nothing. A test layer may ask to run first
+//! (`before_crash`): the power-loss layer writes what a power failure would have kept.
 
 /// The environment variable naming the point to crash at, as `name:n`.
 pub const CRASH_AT: &str = "REPLICA_CRASH_AT";
+
+#[cfg(feature = "fault-points")]
+static BEFORE_CRASH: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Runs `hook` at the crash point, just before the process aborts (the first hook only).
+#[cfg(feature = "fault-points")]
+pub fn before_crash(hook: Box<dyn Fn() + Send + Sync>) {
+    let _ = BEFORE_CRASH.set(hook);
+}
 
 #[cfg(feature = "fault-points")]
 pub fn point(name: &str) {
@@ -23,6 +33,9 @@ pub fn point(name: &str) {
         && target == name
         && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *n
     {
+        if let Some(hook) = BEFORE_CRASH.get() {
+            hook();
+        }
         std::process::abort();
     }
 }

@@ -209,6 +209,12 @@ impl Replica {
         self.subnet.store.sync_journal()
     }
 
+    /// A handle that makes the journal durable while this replica runs other calls: what
+    /// the HTTP layer syncs before it answers.
+    pub fn journal_syncer(&self) -> Result<crate::store::JournalSyncer, StoreError> {
+        self.subnet.store.journal_syncer()
+    }
+
     /// The last journal record the manifest covers.
     fn restore(&mut self, bytes: &[u8]) -> Result<u64, StoreError> {
         let manifest: Manifest =

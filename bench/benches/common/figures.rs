@@ -122,9 +122,18 @@ pub fn memory(field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Resets the peak resident set size (`VmHWM`) to the current one.
-pub fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// The peak resident set size `run` reaches above the resident size before it, in bytes
+/// (negative when it freed more than it used); `None` when the kernel did not reset the
+/// peak (`/proc/self/clear_refs`), so that a figure is never one the reset would have hidden.
+pub fn peak_above(run: impl FnOnce()) -> Option<i64> {
+    let before = memory("VmRSS") as i64;
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    // After a reset the peak is the current size, give or take what moved meanwhile.
+    if memory("VmHWM") as i64 > memory("VmRSS") as i64 + (16 << 20) {
+        return None;
+    }
+    run();
+    Some(memory("VmHWM") as i64 - before)
 }
 
 /// Total bytes of the files under `dir`.

@@ -183,7 +183,7 @@ fn may_read_status(
     };
     let forbidden = |message: String| Err((StatusCode::FORBIDDEN, message));
     if entry.sender != ingress.sender() {
-        return forbidden("only the sender of a request may read its status".into());
+        return forbidden("The user tries to access Request ID not signed by the caller.".into());
     }
     if !matches!(endpoint, Endpoint::Canister(effective) if effective == entry.effective) {
         return forbidden(format!(
@@ -193,10 +193,10 @@ fn may_read_status(
         ));
     }
     if !ingress.may_target(&entry.receiver) {
-        return forbidden(format!(
-            "the sender's delegations do not allow reading the status of a call to {}",
-            entry.receiver
-        ));
+        return forbidden(
+            "The user tries to access request IDs for canisters not belonging to sender delegation targets."
+                .into(),
+        );
     }
     Ok(())
 }

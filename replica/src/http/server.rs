@@ -30,7 +30,7 @@ use super::ingress::{self, BadRequest, Ingress};
 use super::read_state::{self, Endpoint};
 use super::tree::{self, Node};
 use crate::keys::Keys;
-use crate::store::SideLog;
+use crate::store::{JournalSyncer, SideLog};
 use crate::{CanisterFacts, Reject, Replica};
 
 /// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
@@ -42,6 +42,8 @@ struct Shared {
     history: Mutex<History>,
     /// The history's records, kept with the state (`HISTORY_LOG`); locked after `history`.
     history_log: Mutex<SideLog>,
+    /// Makes the journal durable without the replica's lock.
+    journal: JournalSyncer,
     /// Calls still processing: the replica's number for each, and its request id.
     processing: Mutex<Vec<(u64, RequestId)>>,
     /// Certifies the answers of synchronous calls, many under one signature.
@@ -69,7 +71,9 @@ impl Server {
 pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io::Result<Server> {
     let root_key = keys.root_der.clone();
     let (history, history_log) = restore_history(&replica).map_err(std::io::Error::other)?;
+    let journal = replica.journal_syncer().map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
+        journal,
         replica: Mutex::new(replica),
         keys,
         history: Mutex::new(history),
@@ -134,13 +138,9 @@ async fn rounds(shared: Arc<Shared>) {
         let _ = tokio::task::spawn_blocking(move || {
             let mut replica = shared.replica.lock().expect("not poisoned");
             let _ = replica.tick();
-            // A journal that cannot be made durable is said, every second it stays so: the
-            // calls answered meanwhile would not survive a power loss.
-            let history = shared.history_log.lock().expect("not poisoned").sync();
-            if let Err(error) = replica.sync().and(history) {
-                eprintln!("the journal is not durable: {error}; the calls of the last second would not survive a power loss");
-            }
             shared.settle(&mut replica);
+            drop(replica);
+            shared.make_durable();
             if second % COMPACT_EVERY_S == 0 {
                 shared.compact_history();
             }
@@ -375,6 +375,7 @@ fn call(
             let certificate = shared
                 .answers
                 .certificate(coming, ingress.request_id, |batch| {
+                    shared.make_durable();
                     let history = shared.history.lock().expect("not poisoned");
                     batch::certify(&shared.keys, &history, batch)
                 });
@@ -409,6 +410,18 @@ fn wait_for(shared: &Shared, id: &RequestId) {
 }
 
 impl Shared {
+    /// Makes the journal and the ingress history durable against power loss: before an
+    /// answer is certified to its caller (so what was acknowledged survives), and every
+    /// second (timers' rounds). A journal that cannot be made durable is said each time.
+    fn make_durable(&self) {
+        let history = self.history_log.lock().expect("not poisoned").sync();
+        if let Err(error) = self.journal.sync().and(history) {
+            eprintln!(
+                "the journal is not durable: {error}; the calls answered meanwhile would not survive a power loss"
+            );
+        }
+    }
+
     /// Rewrites the history's log to the entries not yet expired.
     fn compact_history(&self) {
         let mut history = self.history.lock().expect("not poisoned");
@@ -598,6 +611,10 @@ fn read_state(shared: &Shared, ingress: Ingress, endpoint: Endpoint) -> Response
         Ok(request) => request,
         Err(refused) => return refused.into_response(),
     };
+    if request.is_some() {
+        // A status read is how a v2 caller learns its answer: what it is told survives.
+        shared.make_durable();
+    }
     paths.push(vec![b"time".to_vec()]);
     let certificate = certify(
         &shared.keys,

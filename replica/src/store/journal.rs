@@ -9,13 +9,14 @@
 //! before it was synced — is cut off; a damaged record with others after it is corruption.
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{Read, Write},
+    fs::File,
+    io::Read,
     path::{Path, PathBuf},
 };
 
 use sha2::{Digest, Sha256};
 
+use super::disk;
 use crate::error::StoreError;
 
 const MAGIC: &[u8; 8] = b"CSJOURN1";
@@ -31,6 +32,18 @@ pub struct Journal {
     unsynced: bool,
 }
 
+/// Makes the journal durable from another thread (`Journal::syncer`).
+pub struct JournalSyncer {
+    file: File,
+    path: PathBuf,
+}
+
+impl JournalSyncer {
+    pub fn sync(&self) -> Result<(), StoreError> {
+        disk::sync(&self.file, &self.path)
+    }
+}
+
 /// A record read back at open.
 pub struct Record {
     pub sequence: u64,
@@ -42,20 +55,16 @@ impl Journal {
     pub fn open(dir: &Path) -> Result<(Self, Vec<Record>), StoreError> {
         let path = dir.join("journal");
         let io = StoreError::io(&path);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut file = disk::open_append(&path, disk::PRIVATE)?;
         let mut contents = Vec::new();
-        file.read_to_end(&mut contents)
-            .map_err(StoreError::io(&path))?;
+        file.read_to_end(&mut contents).map_err(io)?;
         if contents.len() < MAGIC.len() {
+            // New (or never synced before a power loss): a header, durably, under its name.
             contents = MAGIC.to_vec();
-            file.set_len(0).map_err(StoreError::io(&path))?;
-            file.write_all(MAGIC).map_err(StoreError::io(&path))?;
+            disk::set_len(&file, &path, 0)?;
+            disk::append(&mut file, &path, MAGIC)?;
+            disk::sync(&file, &path)?;
+            disk::sync_dir(dir)?;
         }
         let records = records_in(&path, &contents)?;
         let len: u64 = records
@@ -63,8 +72,7 @@ impl Journal {
             .map(|r| (RECORD_HEADER + r.bytes.len()) as u64)
             .sum();
         // Cut off a torn tail, so that new records follow the last intact one.
-        file.set_len(MAGIC.len() as u64 + len)
-            .map_err(StoreError::io(&path))?;
+        disk::set_len(&file, &path, MAGIC.len() as u64 + len)?;
         let next = match records.last() {
             None => 1,
             Some(last) => last
@@ -88,7 +96,7 @@ impl Journal {
 
     /// The intact records as they are on disk now.
     pub fn read_back(&self) -> Result<Vec<Record>, StoreError> {
-        let contents = std::fs::read(&self.path).map_err(StoreError::io(&self.path))?;
+        let contents = disk::read(&self.path).map_err(StoreError::io(&self.path))?;
         records_in(&self.path, &contents)
     }
 
@@ -101,10 +109,10 @@ impl Journal {
         record.extend_from_slice(&check(sequence, bytes));
         record.extend_from_slice(bytes);
         crate::fault::point("journal:before-append");
-        if let Err(e) = self.file.write_all(&record) {
+        if let Err(e) = disk::append(&mut self.file, &self.path, &record) {
             // Leave no partial record behind for the next append to follow.
-            let _ = self.file.set_len(MAGIC.len() as u64 + self.len);
-            return Err(StoreError::io(&self.path)(e));
+            let _ = disk::set_len(&self.file, &self.path, MAGIC.len() as u64 + self.len);
+            return Err(e);
         }
         crate::fault::point("journal:appended");
         self.len += record.len() as u64;
@@ -133,20 +141,27 @@ impl Journal {
     /// Makes the records durable against power loss.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         if self.unsynced {
-            self.file.sync_data().map_err(StoreError::io(&self.path))?;
+            disk::sync(&self.file, &self.path)?;
             self.unsynced = false;
         }
         Ok(())
+    }
+
+    /// A second handle on the journal's file, which makes it durable without the journal
+    /// itself: while one thread runs calls, another syncs what they journaled.
+    pub fn syncer(&self) -> Result<JournalSyncer, StoreError> {
+        Ok(JournalSyncer {
+            file: self.file.try_clone().map_err(StoreError::io(&self.path))?,
+            path: self.path.clone(),
+        })
     }
 
     /// Drops every record: a checkpoint now holds their effects.
     pub fn clear(&mut self) -> Result<(), StoreError> {
         // Durably, before anything is appended again: a lost truncation under later records
         // would leave old and new records interleaved for the next replay to misread.
-        self.file
-            .set_len(MAGIC.len() as u64)
-            .and_then(|()| self.file.sync_all())
-            .map_err(StoreError::io(&self.path))?;
+        disk::set_len(&self.file, &self.path, MAGIC.len() as u64)?;
+        disk::sync(&self.file, &self.path)?;
         self.len = 0;
         self.records = 0;
         Ok(())

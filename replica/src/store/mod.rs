@@ -9,6 +9,7 @@
 //! Between commits, the journal holds what happened since (see `journal`): a commit is a
 //! checkpoint, after which the journal starts empty.
 
+mod disk;
 mod journal;
 mod pack;
 mod side_log;
@@ -23,8 +24,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::fault;
+#[cfg(feature = "fault-points")]
+pub use disk::power_loss;
 use journal::Journal;
-pub use journal::Record;
+pub use journal::{JournalSyncer, Record};
 use pack::{Pack, PackWriter};
 pub use side_log::SideLog;
 
@@ -39,8 +42,6 @@ const MANIFEST: &str = "state";
 const MANIFEST_MAGIC: &[u8; 4] = b"CSST";
 const FORMAT_VERSION: u32 = 1;
 const LOCK: &str = "lock";
-/// How long a held lock is waited for before the directory counts as in use.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Files kept beside the state: `CSKF ‖ SHA-256(contents) ‖ contents`.
 const KEPT_MAGIC: &[u8; 4] = b"CSKF";
 const PACKS: &str = "packs";
@@ -68,9 +69,9 @@ pub struct Opened {
 impl Store {
     /// Opens (creating if needed) the state directory.
     pub fn open(dir: &Path) -> Result<Opened, StoreError> {
-        let packs_dir = dir.join(PACKS);
-        fs::create_dir_all(&packs_dir).map_err(StoreError::io(&packs_dir))?;
-        let lock = lock(dir)?;
+        disk::create_dirs(dir)?;
+        disk::create_dirs(&dir.join(PACKS))?;
+        let lock = disk::lock(&dir.join(LOCK))?;
         let manifest = read_manifest(&dir.join(MANIFEST))?;
         let (journal, records) = Journal::open(dir)?;
         let mut store = Self {
@@ -122,6 +123,11 @@ impl Store {
         self.journal.sync()
     }
 
+    /// A handle that makes the journal durable from another thread.
+    pub fn journal_syncer(&self) -> Result<JournalSyncer, StoreError> {
+        self.journal.syncer()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -140,7 +146,7 @@ impl Store {
     ) -> Result<(PathBuf, Vec<u8>), StoreError> {
         let path = self.dir.join(name);
         check_private(&path)?;
-        match fs::read(&path) {
+        match disk::read(&path) {
             Ok(bytes) if bytes.starts_with(KEPT_MAGIC) => {
                 let body = bytes.get(36..).unwrap_or_default();
                 if bytes.len() < 36 || hash(body) != bytes[4..36] {
@@ -153,12 +159,12 @@ impl Store {
             }
             Ok(unsealed) => {
                 // Written before files carried a checksum: seal it now.
-                write_file_durably(&path, &sealed(&unsealed))?;
+                disk::replace(&path, &sealed(&unsealed), disk::PRIVATE)?;
                 Ok((path, unsealed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let bytes = create()?;
-                write_file_durably(&path, &sealed(&bytes))?;
+                disk::replace(&path, &sealed(&bytes), disk::PRIVATE)?;
                 Ok((path, bytes))
             }
             Err(e) => Err(StoreError::io(&path)(e)),
@@ -231,9 +237,9 @@ impl Store {
             for (hash, _) in pack.entries() {
                 self.index.remove(hash);
             }
-            let path = self.pack_path(number);
-            fs::remove_file(&path).map_err(StoreError::io(&path))?;
+            disk::remove(&self.pack_path(number))?;
         }
+        // Removals need no sync: a pack that comes back after a power loss is collected again.
         Ok(())
     }
 
@@ -243,15 +249,14 @@ impl Store {
 
     fn load_packs(&mut self) -> Result<(), StoreError> {
         let dir = self.dir.join(PACKS);
-        for entry in fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
-            let path = entry.map_err(StoreError::io(&dir))?.path();
+        for path in disk::list(&dir)? {
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             if name.ends_with(".tmp") {
                 // An interrupted commit: its manifest was never written.
-                fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                disk::remove(&path)?;
                 continue;
             }
             let Some(number) = name.strip_suffix(".pack").and_then(|n| n.parse().ok()) else {
@@ -268,35 +273,8 @@ impl Store {
     }
 }
 
-fn lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join(LOCK);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(StoreError::io(&path))?;
-    // A program this process is starting holds a copy of the lock until it has loaded
-    // (descriptors close on exec, not on fork), so a lock held briefly is waited for.
-    let give_up = std::time::Instant::now() + LOCK_PATIENCE;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_owned(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
-        }
-    }
-}
-
 fn read_manifest(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let bytes = match fs::read(path) {
+    let bytes = match disk::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io(path)(e)),
@@ -329,10 +307,9 @@ fn write_manifest(dir: &Path, body: &[u8]) -> Result<(), StoreError> {
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&hash(body));
     bytes.extend_from_slice(body);
-    write_file_durably(&dir.join(MANIFEST), &bytes)
+    disk::replace(&dir.join(MANIFEST), &bytes, disk::PRIVATE)
 }
 
-/// Writes a small file atomically and durably (temp file, fsync, rename, fsync of the dir).
 /// Refuses a kept file (they hold secret keys) that others than its owner can read.
 fn check_private(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
@@ -345,23 +322,8 @@ fn check_private(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Writes a kept file readable by its owner only (mode 0600), atomically and durably.
-fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let partial = path.with_extension("tmp");
-    pack::write_private_durably(&partial, bytes)?;
-    fault::point("file:written-not-renamed");
-    pack::rename_into_place(&partial, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
 fn sealed(contents: &[u8]) -> Vec<u8> {
     [KEPT_MAGIC.as_slice(), &hash(contents), contents].concat()
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io(dir))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -3,13 +3,12 @@
 
 use std::{
     collections::HashMap,
-    fs::{self, File},
-    io::Write,
+    fs::File,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
 
-use super::{Hash, hash, hex};
+use super::{Hash, disk, hash, hex};
 use crate::error::StoreError;
 
 const MAGIC: &[u8; 4] = b"CSPK";
@@ -66,11 +65,11 @@ impl PackWriter {
             entries.insert(*hash, entry);
         }
         let partial = path.with_extension("pack.tmp");
-        write_durably(&partial, &bytes)?;
+        disk::write_new(&partial, &bytes, disk::SHARED)?;
         crate::fault::point("pack:written-not-renamed");
-        rename_into_place(&partial, path)?;
-        super::sync_dir(path.parent().expect("packs live in a directory"))?;
-        let file = File::open(path).map_err(StoreError::io(path))?;
+        disk::rename(&partial, path)?;
+        disk::sync_dir(path.parent().expect("packs live in a directory"))?;
+        let file = disk::open_read(path)?;
         Ok(Pack {
             path: path.to_owned(),
             file,
@@ -89,7 +88,7 @@ pub struct Pack {
 impl Pack {
     /// Opens a pack and indexes its records (their bytes are checked when read).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let file = File::open(path).map_err(StoreError::io(path))?;
+        let file = disk::open_read(path)?;
         let corrupt = |what: String| StoreError::Corrupt {
             path: path.to_owned(),
             what,
@@ -153,45 +152,4 @@ impl Pack {
         }
         Ok(bytes)
     }
-}
-
-/// Gives the written file `partial` its final name; on failure it is removed.
-pub fn rename_into_place(partial: &Path, path: &Path) -> Result<(), StoreError> {
-    fs::rename(partial, path).map_err(|error| {
-        let _ = fs::remove_file(partial);
-        StoreError::io(path)(error)
-    })
-}
-
-/// Writes `bytes` to a new file at `path` and syncs it; on failure the partial file is
-/// removed, so that a full disk is not made fuller by what could not be written.
-/// Like `write_durably`, for a secret: created with mode 0600, so it is never readable by
-/// others, not even between its creation and a chmod.
-pub fn write_private_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = fs::remove_file(path);
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-    written.map_err(|error| {
-        let _ = fs::remove_file(path);
-        StoreError::io(path)(error)
-    })
-}
-
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let written = File::create(path).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    written.map_err(|error| {
-        let _ = fs::remove_file(path);
-        StoreError::io(path)(error)
-    })
 }

@@ -3,26 +3,15 @@
 //! checksummed, so a tail torn by a crash mid-append is dropped on reading, never misread.
 //! It is made durable with the journal, and rewritten whole to drop what has expired.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::PathBuf;
 
-use super::{hash, sync_dir};
+use super::{disk, hash};
 use crate::error::StoreError;
 
 pub struct SideLog {
     path: PathBuf,
     file: File,
-}
-
-fn open_append(path: &PathBuf) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(StoreError::io(path))
 }
 
 fn framed(record: &[u8]) -> Vec<u8> {
@@ -32,13 +21,14 @@ fn framed(record: &[u8]) -> Vec<u8> {
 
 impl SideLog {
     pub(crate) fn open(path: PathBuf) -> Result<Self, StoreError> {
-        let file = open_append(&path)?;
+        let file = disk::open_append(&path, disk::PRIVATE)?;
+        disk::sync_dir(path.parent().expect("in the state directory"))?;
         Ok(Self { path, file })
     }
 
     /// Every whole record, oldest first; reading stops at the first torn or damaged one.
     pub fn records(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let bytes = fs::read(&self.path).map_err(StoreError::io(&self.path))?;
+        let bytes = disk::read(&self.path).map_err(StoreError::io(&self.path))?;
         let mut records = Vec::new();
         let mut at = 0;
         while let Some(header) = bytes.get(at..at + 36) {
@@ -56,33 +46,18 @@ impl SideLog {
     }
 
     pub fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
-        self.file
-            .write_all(&framed(record))
-            .map_err(StoreError::io(&self.path))
+        disk::append(&mut self.file, &self.path, &framed(record))
     }
 
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(StoreError::io(&self.path))
+        disk::sync(&self.file, &self.path)
     }
 
     /// Replaces the log with `records`, atomically and durably.
     pub fn rewrite(&mut self, records: &[Vec<u8>]) -> Result<(), StoreError> {
-        let partial = self.path.with_extension("tmp");
-        let _ = fs::remove_file(&partial);
         let bytes: Vec<u8> = records.iter().flat_map(|r| framed(r)).collect();
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)
-            .and_then(|mut file| {
-                file.write_all(&bytes)?;
-                file.sync_all()
-            });
-        written.map_err(StoreError::io(&partial))?;
-        fs::rename(&partial, &self.path).map_err(StoreError::io(&self.path))?;
-        sync_dir(self.path.parent().expect("in the state directory"))?;
-        self.file = open_append(&self.path)?;
+        disk::replace(&self.path, &bytes, disk::PRIVATE)?;
+        self.file = disk::open_append(&self.path, disk::PRIVATE)?;
         Ok(())
     }
 }

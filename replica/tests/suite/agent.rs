@@ -128,12 +128,16 @@ fn ic_agent_runs_the_lifecycle_with_default_checks() {
     served.block_on(lifecycle(&url, secp256k1));
 }
 
-/// `key`'s delegation to `to`, as ic-agent signs one, lasting an hour.
-fn delegate(key: &dyn Identity, to: &dyn Identity) -> ic_agent::identity::SignedDelegation {
+/// `key`'s delegation to `to`, as ic-agent signs one, lasting an hour, for `targets`.
+fn delegate(
+    key: &dyn Identity,
+    to: &dyn Identity,
+    targets: Option<Vec<Principal>>,
+) -> ic_agent::identity::SignedDelegation {
     let delegation = ic_agent::identity::Delegation {
         pubkey: to.public_key().unwrap(),
         expiration: crate::http_client::now() + 3_600_000_000_000,
-        targets: None,
+        targets,
         permissions: None,
     };
     let signature = key.sign_delegation(&delegation).unwrap().signature.unwrap();
@@ -144,14 +148,14 @@ fn delegate(key: &dyn Identity, to: &dyn Identity) -> ic_agent::identity::Signed
 }
 
 #[test]
-fn ic_agent_runs_the_lifecycle_under_delegation_chains_of_one_and_two() {
+fn ic_agent_runs_the_lifecycle_under_delegation_chains_of_one_and_two_with_targets() {
     use ic_agent::identity::DelegatedIdentity;
     let served = Served::new(Local::new());
     let url = served.url();
     let root_key = served.root_key();
     let root = BasicIdentity::from_raw_key(&[1; 32]);
     let session = BasicIdentity::from_raw_key(&[2; 32]);
-    let chain = vec![delegate(&root, &session)];
+    let chain = vec![delegate(&root, &session, None)];
     let one = DelegatedIdentity::new_with_root_key(
         root.public_key().unwrap(),
         Box::new(session),
@@ -168,7 +172,16 @@ fn ic_agent_runs_the_lifecycle_under_delegation_chains_of_one_and_two() {
 
     let middle = BasicIdentity::from_raw_key(&[3; 32]);
     let session = BasicIdentity::from_raw_key(&[4; 32]);
-    let chain = vec![delegate(&root, &middle), delegate(&middle, &session)];
+    // The second chain allows only what the lifecycle calls: the management canister and
+    // the chat it creates (the replica's second canister).
+    let targets = vec![
+        Principal::management_canister(),
+        replica::ids::canister_id(1),
+    ];
+    let chain = vec![
+        delegate(&root, &middle, None),
+        delegate(&middle, &session, Some(targets)),
+    ];
     let two = DelegatedIdentity::new_with_root_key(
         root.public_key().unwrap(),
         Box::new(session),

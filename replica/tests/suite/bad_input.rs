@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::common::{Local, Served, chat_wasm, user, wat};
 use crate::http_client::{self, call_content, envelope, now, principal_of};
-use candid::{CandidType, Encode, Principal};
+use candid::{CandidType, Decode, Encode, Principal};
 use ic_management_canister_types as ic;
 use ic_transport_types::{
     Delegation, DelegationPermissions, Envelope, EnvelopeContent, QueryResponse, SignedDelegation,
@@ -48,6 +48,12 @@ const MISBEHAVING: &str = r#"(module
   (func (export "canister_update reply_too_large") (call $bump)
     (drop (memory.grow (i32.const 40)))
     (call $append (i32.const 0) (i32.const 2621440))
+    (call $reply))
+  (func (export "canister_query reply_query_limit") (call $reply_of (i32.const 3145728)))
+  (func (export "canister_query reply_past_query_limit") (call $reply_of (i32.const 3145729)))
+  (func $reply_of (param $size i32)
+    (drop (memory.grow (i32.const 48)))
+    (call $append (i32.const 0) (local.get $size))
     (call $reply))
   (func (export "canister_query certify_in_query")
     (call $certify (i32.const 0) (i32.const 4)) (call $respond))
@@ -153,6 +159,11 @@ struct Observed {
     snapshots: String,
     bad: String,
     bad_snapshots: String,
+    /// Both canisters' status, version, settings, controllers, module hash and memory sizes
+    /// (wasm, stable, globals, chunk store, snapshots), less the query statistics that
+    /// observing changes and the log's size: a trap is logged, as on the IC.
+    statuses: Vec<String>,
+    chat_chunks: String,
 }
 
 impl World {
@@ -198,7 +209,37 @@ impl World {
             )
         };
         let reply = |answer: Answer| format!("{answer:?}");
+        let status = |canister| {
+            let answer = self.manage(
+                canister,
+                "canister_status",
+                ic::CanisterIdRecord {
+                    canister_id: canister,
+                },
+            );
+            let Answer::Reply(bytes) = answer else {
+                return reply(answer);
+            };
+            let mut status = Decode!(&bytes, ic::CanisterStatusResult).unwrap();
+            let zero = candid::Nat::from(0u8);
+            status.memory_metrics.log_memory_store_size = zero.clone();
+            status.query_stats = ic::QueryStats {
+                num_calls_total: zero.clone(),
+                num_instructions_total: zero.clone(),
+                request_payload_bytes_total: zero.clone(),
+                response_payload_bytes_total: zero,
+            };
+            format!("{status:?}")
+        };
         Observed {
+            statuses: vec![status(self.chat), status(self.bad)],
+            chat_chunks: reply(self.manage(
+                self.chat,
+                "stored_chunks",
+                ic::CanisterIdRecord {
+                    canister_id: self.chat,
+                },
+            )),
             chat: reply(self.query(self.chat, "dump", Encode!().unwrap())),
             snapshots: reply(list(self.chat)),
             bad: reply(self.query(self.bad, "count", Vec::new())),
@@ -634,6 +675,11 @@ impl Links {
 
 /// An append from the admin, signed at the end of the chain `links` describes.
 fn chained_append(w: &World, links: Links) -> Vec<u8> {
+    chained(w, links, signed_append(w, &w.admin, in_a_minute()))
+}
+
+/// The admin's `content`, signed at the end of the chain `links` describes.
+fn chained(w: &World, links: Links, content: EnvelopeContent) -> Vec<u8> {
     let keys: Vec<Key> = (0..links.count).map(|_| Key::generate()).collect();
     let mut chain = Vec::new();
     let mut signer = &w.admin;
@@ -654,7 +700,6 @@ fn chained_append(w: &World, links: Links) -> Vec<u8> {
         });
         signer = key;
     }
-    let content = signed_append(w, &w.admin, in_a_minute());
     let message = [
         b"\x0Aic-request".as_slice(),
         content.to_request_id().as_slice(),
@@ -688,7 +733,60 @@ bad_input!(
     |w, request_id| {
         let stranger = Key::generate();
         w.read_state(&stranger, w.chat, vec![status_path(request_id.as_slice())])
-            .refused_with(403, "only the sender of a request may read its status");
+            .refused_with(
+                403,
+                "The user tries to access Request ID not signed by the caller.",
+            );
+    }
+);
+
+/// A read_state by the admin through a delegation to `targets`.
+fn read_state_within(
+    w: &World,
+    targets: Vec<Principal>,
+    paths: Vec<Vec<ic_certification::Label>>,
+) -> Answer {
+    let read = EnvelopeContent::ReadState {
+        ingress_expiry: in_a_minute(),
+        sender: principal_of(&w.admin),
+        paths,
+    };
+    let links = Links {
+        targets: Some(targets),
+        ..Links::one()
+    };
+    w.post(
+        &format!("/api/v3/canister/{}/read_state", w.chat),
+        &chained(w, links, read),
+    )
+}
+
+// As on the IC, targets bound whose request statuses a delegation reads (403 with the IC's
+// words), not a canister's module hash or controllers, which anyone may read.
+bad_input!(
+    http_request_status_outside_the_delegations_targets,
+    |s| { an_admin_call(s) },
+    |w, request_id| {
+        read_state_within(w, vec![w.bad], vec![status_path(request_id.as_slice())])
+            .refused_with(
+                403,
+                "The user tries to access request IDs for canisters not belonging to sender delegation targets.",
+            );
+        let module_hash = vec![
+            label(b"canister"),
+            label(w.chat.as_slice()),
+            label(b"module_hash"),
+        ];
+        let Answer::Http(status, _) = read_state_within(w, vec![w.bad], vec![module_hash]) else {
+            unreachable!("read_state answers over HTTP");
+        };
+        assert_eq!(status, 200, "a module hash is readable outside the targets");
+        let Answer::Http(status, _) =
+            read_state_within(w, vec![w.chat], vec![status_path(request_id.as_slice())])
+        else {
+            unreachable!("read_state answers over HTTP");
+        };
+        assert_eq!(status, 200, "a status is readable within the targets");
     }
 );
 
@@ -1056,6 +1154,17 @@ bad_input!(system_api_a_canister_that_replies_twice, |w| {
 
 bad_input!(system_api_a_reply_over_2_mib, |w| {
     w.misbehave("reply_too_large").refused("IC0504");
+});
+
+// A query may answer up to 3 MiB (the IC's limit for non-replicated replies), not a byte more.
+bad_input!(system_api_a_query_reply_past_3_mib, |w| {
+    let Answer::Reply(reply) = w.query(w.bad, "reply_query_limit", Vec::new()) else {
+        panic!("a reply of exactly 3 MiB is allowed");
+    };
+    assert_eq!(reply.len(), 3 << 20);
+    let refused = w.query(w.bad, "reply_past_query_limit", Vec::new());
+    refused.refused("reject code 5, IC0504");
+    refused.refused("ic0.msg_reply_data_append: the reply exceeds the limit of 3145728 bytes");
 });
 
 bad_input!(system_api_a_function_outside_its_context, |w| {

@@ -6,6 +6,13 @@
 //! is corrupt. The workload includes calls between canisters: appends relayed by another
 //! canister, and snapshots taken by a backup agent canister through the management canister
 //! (a kill in the middle leaves the calls in flight, which go on when the state is reopened).
+//! Recovery itself is crashed too (in its replay and its checkpoint) before the state is
+//! reopened for the check. Beyond the chat and its snapshots, a reopened state whose chat
+//! runs must have the same canister statuses (version, settings, controllers, module hash,
+//! memory sizes), logs and chunk store as an uninterrupted run after as many operations.
+//! The same crash points are also power failures: the power-loss layer
+//! (`replica::store::power_loss`) writes what each pattern of lost writes would leave, and
+//! each of those states must hold everything the child acknowledged after syncing it.
 //! By default every point is tried on its first three passes and every third
 //! after; `CRASH_EVERY_PASS=1` tries every pass. `CRASH_KILLS=N` sets the number of random
 //! kills (default 20). The last long run's figures are in docs/robustness.md.
@@ -23,8 +30,9 @@ use std::{
 
 use crate::common::relay::{Forwarded, Outcome};
 use crate::common::{Local, chat_wasm, relay_wasm, transfer, user};
-use candid::Encode;
+use candid::{Decode, Encode};
 use ic_management_canister_types as ic;
+use replica::store::power_loss;
 use replica::{Principal, Replica, fault};
 
 /// Set in the child process, naming the state directory it works in.
@@ -32,6 +40,13 @@ const CHILD: &str = "CRASH_TEST_STATE";
 /// How many rounds of the workload the child runs.
 const ROUNDS: &str = "CRASH_TEST_ROUNDS";
 const CHILD_TEST: &str = "crash::child";
+/// Set when the child only opens the state (recovering it) and closes it (a checkpoint).
+const REOPEN_ONLY: &str = "CRASH_TEST_REOPEN_ONLY";
+/// Where recoveries are crashed in turn before a state is verified: during the replay, and
+/// during the checkpoint that closing the recovered state makes.
+const RECOVERY_POINTS: [&str; 2] = ["execute:done", "commit:pack-written"];
+/// Set when the child makes each operation durable (`Replica::sync`) before acknowledging it.
+const SYNC_ACKS: &str = "CRASH_TEST_SYNC_ACKS";
 
 /// The crash points the workload passes.
 const POINTS: [&str; 9] = [
@@ -136,6 +151,10 @@ fn child() {
     let Some(dir) = std::env::var_os(CHILD) else {
         return;
     };
+    if std::env::var_os(REOPEN_ONLY).is_some() {
+        drop(Replica::open(Path::new(&dir)).unwrap());
+        return;
+    }
     let rounds: usize = std::env::var(ROUNDS).unwrap().parse().unwrap();
     let mut local = Local {
         replica: Replica::open(Path::new(&dir)).unwrap(),
@@ -152,10 +171,17 @@ fn child() {
             ..Default::default()
         },
     );
-    println!("deployed");
+    let sync_acks = std::env::var_os(SYNC_ACKS).is_some();
+    let acknowledge = |local: &mut Local, ack: String| {
+        if sync_acks {
+            local.replica.sync().unwrap();
+        }
+        println!("{ack}");
+    };
+    acknowledge(&mut local, "deployed".into());
     for (n, op) in workload(rounds).iter().enumerate() {
         run(&mut local, chat, op);
-        println!("ack {n}");
+        acknowledge(&mut local, format!("ack {n}"));
     }
     drop(local);
     println!("done");
@@ -201,6 +227,77 @@ fn run(local: &mut Local, chat: Principal, op: &Op) {
         }
         Op::Copy(n) => drop(transfer::copy(local, chat, &snapshot_id(*n)).unwrap()),
     }
+}
+
+/// What the workload leaves beyond the chat's messages and snapshot list: each canister's
+/// status (running or not, version, settings and controllers, module hash, memory sizes —
+/// chunk store and snapshots included), its log's contents, and the chat's stored chunks.
+/// The query statistics, which observing changes, and log times are left out.
+fn fingerprint(local: &mut Local) -> Vec<String> {
+    let mut seen = Vec::new();
+    for canister in [chat_id(), relay_id()] {
+        let mut status = local.status(canister);
+        let zero = candid::Nat::from(0u8);
+        status.query_stats = ic::QueryStats {
+            num_calls_total: zero.clone(),
+            num_instructions_total: zero.clone(),
+            request_payload_bytes_total: zero.clone(),
+            response_payload_bytes_total: zero,
+        };
+        seen.push(format!("{status:?}"));
+        let args = ic::FetchCanisterLogsArgs {
+            canister_id: canister,
+            filter: None,
+        };
+        let logs = local
+            .replica
+            .query(
+                user(),
+                Principal::management_canister(),
+                "fetch_canister_logs",
+                &Encode!(&args).unwrap(),
+            )
+            .unwrap();
+        let logs = Decode!(&logs, ic::FetchCanisterLogsResult).unwrap();
+        let contents: Vec<String> = logs
+            .canister_log_records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.content).into_owned())
+            .collect();
+        seen.push(format!("{canister} logs {contents:?}"));
+    }
+    let chunks: Vec<ic::ChunkHash> = local
+        .management(
+            user(),
+            "stored_chunks",
+            ic::CanisterIdRecord {
+                canister_id: chat_id(),
+            },
+        )
+        .unwrap();
+    seen.push(format!("chunks {chunks:?}"));
+    seen
+}
+
+/// The fingerprint after each prefix of the workload of `rounds`, as a run without crashes
+/// leaves it (index n: after n operations).
+fn fingerprints(rounds: usize) -> Vec<Vec<String>> {
+    let mut local = Local::new();
+    let chat = local.deploy(chat_wasm());
+    let relay = local.deploy(relay_wasm());
+    local.update_settings(
+        chat,
+        ic::CanisterSettings {
+            controllers: Some(vec![user(), relay]),
+            ..Default::default()
+        },
+    );
+    let mut prints = vec![fingerprint(&mut local)];
+    for op in workload(rounds) {
+        run(&mut local, chat, &op);
+        prints.push(fingerprint(&mut local));
+    }
+    prints
 }
 
 /// What a child printed before it died: whether it deployed, and how many operations it
@@ -252,7 +349,7 @@ fn child_command(dir: &Path, rounds: usize) -> Command {
 }
 
 /// Reopens the state a child left and checks it against the workload's models.
-fn verify(dir: &Path, rounds: usize, acked: &Acknowledged, what: &str) {
+fn verify(dir: &Path, rounds: usize, acked: &Acknowledged, what: &str, expected: &[Vec<String>]) {
     let mut local = Local {
         replica: Replica::open(dir).unwrap_or_else(|e| panic!("{what}: the state is corrupt: {e}")),
         dir: tempfile::tempdir().unwrap(),
@@ -262,8 +359,11 @@ fn verify(dir: &Path, rounds: usize, acked: &Acknowledged, what: &str) {
     }
     let chat = chat_id();
     // An operation cut short between its calls may leave the chat stopped (the xtask starts
-    // it again); stopping is no loss.
-    if local.status(chat).status == ic::CanisterStatusType::Stopped {
+    // it again); stopping is no loss, but its version and status are not a whole
+    // operation's, so only a running chat's fingerprint is compared.
+    let stopped = local.status(chat).status == ic::CanisterStatusType::Stopped;
+    let found = (!stopped).then(|| fingerprint(&mut local));
+    if stopped {
         local.start(chat);
     }
     let ops = workload(rounds);
@@ -298,6 +398,16 @@ fn verify(dir: &Path, rounds: usize, acked: &Acknowledged, what: &str) {
                 acked.ops
             )
         });
+    if let Some(found) = found
+        && found != expected[*done]
+    {
+        // A copy cut short leaves its upload's snapshot: sizes differ from a whole operation's.
+        assert!(
+            matches!(ops.get(acked.ops), Some(Op::Copy(_))),
+            "{what}: after {done} operations the canisters differ from an uninterrupted run's:\n{found:#?}\nexpected\n{:#?}",
+            expected[*done]
+        );
+    }
     // A copy cut short leaves an upload with only some of its data, as on the IC.
     let partial = (*done > acked.ops && matches!(ops[acked.ops], Op::Copy(_)))
         .then(|| model.snapshots.len() - 1);
@@ -327,12 +437,19 @@ fn verify(dir: &Path, rounds: usize, acked: &Acknowledged, what: &str) {
     }
 }
 
+/// The passes of a crash point tried: the first three and every third after, or every one
+/// with `CRASH_EVERY_PASS`.
+fn passes() -> impl Iterator<Item = usize> {
+    let every = std::env::var_os("CRASH_EVERY_PASS").is_some();
+    (1..).filter(move |p| every || *p <= 3 || p % 3 == 0)
+}
+
 #[test]
 fn a_crash_at_any_write_point_loses_nothing_acknowledged() {
-    let every = std::env::var_os("CRASH_EVERY_PASS").is_some();
+    let expected = fingerprints(1);
     let mut crashes = 0;
     for point in POINTS {
-        for pass in (1..).filter(|p| every || *p <= 3 || p % 3 == 0) {
+        for pass in passes() {
             let dir = tempfile::tempdir().unwrap();
             let mut child = child_command(dir.path(), 1)
                 .env(fault::CRASH_AT, format!("{point}:{pass}"))
@@ -350,11 +467,15 @@ fn a_crash_at_any_write_point_loses_nothing_acknowledged() {
                 "the child finished yet did not exit cleanly"
             );
             crashes += 1;
+            if pass <= 3 {
+                crash_recoveries(dir.path());
+            }
             verify(
                 dir.path(),
                 1,
                 &acked,
                 &format!("crash at {point}, pass {pass}"),
+                &expected,
             );
         }
     }
@@ -363,6 +484,51 @@ fn a_crash_at_any_write_point_loses_nothing_acknowledged() {
         POINTS.len()
     );
     assert!(crashes >= POINTS.len() * 2);
+}
+
+#[test]
+fn a_power_loss_at_any_write_point_loses_nothing_synced() {
+    let expected = fingerprints(1);
+    let mut losses = 0;
+    for point in POINTS {
+        for pass in passes() {
+            let (dir, images) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let mut child = child_command(dir.path(), 1)
+                .env(fault::CRASH_AT, format!("{point}:{pass}"))
+                .env(power_loss::POWER_LOSS, images.path())
+                .env(SYNC_ACKS, "1")
+                .spawn()
+                .unwrap();
+            let acked = read_acks(child.stdout.take().unwrap(), &AtomicUsize::new(0));
+            if child.wait().unwrap().success() {
+                assert!(pass > 1, "the workload never passes {point}");
+                break;
+            }
+            for pattern in power_loss::PATTERNS {
+                let what = format!("power loss at {point}, pass {pass}, {pattern}");
+                verify(&images.path().join(pattern), 1, &acked, &what, &expected);
+                losses += 1;
+            }
+        }
+    }
+    println!(
+        "{losses} power losses ({} patterns at {} points), every synced state intact",
+        power_loss::PATTERNS.len(),
+        POINTS.len()
+    );
+    assert!(losses >= POINTS.len() * 2 * power_loss::PATTERNS.len());
+}
+
+/// Crashes the recovery of the state in `dir` at each of `RECOVERY_POINTS` in turn (a
+/// recovery that does not pass one ends cleanly).
+fn crash_recoveries(dir: &Path) {
+    for point in RECOVERY_POINTS {
+        child_command(dir, 1)
+            .env(REOPEN_ONLY, "1")
+            .env(fault::CRASH_AT, format!("{point}:1"))
+            .status()
+            .unwrap();
+    }
 }
 
 /// A small xorshift generator: the kill times need no more, and the seed is printed.
@@ -388,6 +554,7 @@ fn kills_at_random_instants_lose_nothing_acknowledged() {
     println!("seed {seed}");
     let mut random = Random(seed);
     let rounds = 4;
+    let expected = fingerprints(rounds);
     let total = workload(rounds).len() as u64;
     let mut acknowledged = 0;
     for kill in 0..kills {
@@ -413,6 +580,7 @@ fn kills_at_random_instants_lose_nothing_acknowledged() {
             rounds,
             &acked,
             &format!("kill {kill} (seed {seed})"),
+            &expected,
         );
     }
     println!("{kills} kills, {acknowledged} acknowledged operations, every state intact");
