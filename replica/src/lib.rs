@@ -24,7 +24,7 @@ mod system_canisters;
 
 pub use candid::Principal;
 pub use error::{ErrorCode, Reject, RejectCode, StoreError};
-pub use replica::{CanisterFacts, Replica};
+pub use replica::{CanisterFacts, Recovered, Replica};
 
 /// This replica's version, recorded in what it helps produce (backup manifests).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -55,6 +55,21 @@ struct Manifest {
     burned: u128,
     #[serde(default)]
     random_draws: u64,
+    /// The last tagged ingress call: a checkpoint can make it part of the state (a system
+    /// call, or the call whose round was due one) before its caller recorded it.
+    #[serde(default)]
+    last_tagged: Option<Recovered>,
+}
+
+/// An ingress call its submitter tagged (`submit_tagged`), as recovery found it: its tag,
+/// its number, and its answer if it was there. A caller that records calls elsewhere (the
+/// HTTP layer's ingress history) may not have recorded these before the process ended.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Recovered {
+    #[serde(with = "serde_bytes")]
+    pub tag: Vec<u8>,
+    pub number: u64,
+    pub answer: Option<Result<Vec<u8>, Reject>>,
 }
 
 /// A round as the journal records it, before it runs: replaying it on the state before it
@@ -69,6 +84,9 @@ enum Entry {
         #[serde(with = "serde_bytes")]
         arg: Vec<u8>,
         time: u64,
+        /// The submitter's tag (`submit_tagged`), empty if none.
+        #[serde(default, with = "serde_bytes")]
+        tag: Vec<u8>,
     },
     /// A round without ingress: its system tasks (timers, heartbeats) and queued messages.
     Tasks { time: u64 },
@@ -89,6 +107,10 @@ pub struct Replica {
     /// After a checkpoint failed, the number of journaled executions at which it is tried
     /// again: each try replays the journal, so retrying on every call makes a full disk crawl.
     retry_checkpoint_at: usize,
+    /// The last tagged ingress call, which checkpoints carry (`Manifest::last_tagged`).
+    last_tagged: Option<Recovered>,
+    /// The tagged calls the last recovery found (`take_recovered`).
+    recovered: Vec<Recovered>,
 }
 
 impl Replica {
@@ -109,6 +131,8 @@ impl Replica {
             metadata_cache: Default::default(),
             last_time: 0,
             retry_checkpoint_at: 0,
+            last_tagged: None,
+            recovered: Vec::new(),
         };
         if replica.recover(manifest, journal)? {
             replica.checkpoint_now()?;
@@ -125,6 +149,7 @@ impl Replica {
         manifest: Option<Vec<u8>>,
         journal: Vec<Record>,
     ) -> Result<bool, StoreError> {
+        self.recovered.clear();
         let covered = match manifest {
             Some(bytes) => self.restore(&bytes)?,
             None => 0,
@@ -133,21 +158,42 @@ impl Replica {
         let pending: Vec<&Record> = journal.iter().filter(|r| r.sequence > covered).collect();
         // Answers already given stand: the replay makes the state that gave them again.
         let answered = std::mem::take(&mut self.subnet.answered);
+        let mut tagged = Vec::new();
         let replayed = pending.iter().try_for_each(|record| {
             let entry: Entry =
                 serde_cbor::from_slice(&record.bytes).map_err(|e| StoreError::Corrupt {
                     path: self.subnet.store.dir().join("journal"),
                     what: format!("record {} does not decode: {e}", record.sequence),
                 })?;
-            self.replay(&entry);
+            if let (Some(number), Entry::Call { tag, .. }) = (self.replay(&entry), &entry)
+                && !tag.is_empty()
+            {
+                tagged.push((tag.clone(), number));
+            }
             Ok(())
         });
+        for (tag, number) in tagged {
+            let answer = self.subnet.answered.get(&number).cloned();
+            self.recovered.push(Recovered {
+                tag,
+                number,
+                answer,
+            });
+        }
         self.subnet.answered = answered;
         replayed.map(|()| !pending.is_empty())
     }
 
+    /// The tagged ingress calls the state holds that its submitter may not have recorded:
+    /// the last one a checkpoint carried, and those the journal's replay ran again (with
+    /// their answers, or none yet). Asked once, after opening.
+    pub fn take_recovered(&mut self) -> Vec<Recovered> {
+        std::mem::take(&mut self.recovered)
+    }
+
     /// Runs a journaled execution again; its outcome was already given when it first ran.
-    fn replay(&mut self, entry: &Entry) {
+    /// Returns the ingress number of a call.
+    fn replay(&mut self, entry: &Entry) -> Option<u64> {
         match entry {
             Entry::Call {
                 sender,
@@ -155,6 +201,7 @@ impl Replica {
                 method,
                 arg,
                 time,
+                ..
             } => {
                 self.last_time = self.last_time.max(*time);
                 let ingress = Ingress {
@@ -163,11 +210,12 @@ impl Replica {
                     method,
                     arg,
                 };
-                self.subnet.round(*time, Some(ingress));
+                self.subnet.round(*time, Some(ingress))
             }
             Entry::Tasks { time } => {
                 self.last_time = self.last_time.max(*time);
                 self.subnet.round(*time, None);
+                None
             }
         }
     }
@@ -229,6 +277,7 @@ impl Replica {
         subnet.next_ingress = manifest.next_ingress;
         subnet.burned = manifest.burned;
         subnet.random_draws = manifest.random_draws;
+        self.recovered.extend(manifest.last_tagged);
         subnet.canisters = manifest
             .canisters
             .into_iter()
@@ -272,6 +321,7 @@ impl Replica {
             next_ingress: subnet.next_ingress,
             burned: subnet.burned,
             random_draws: subnet.random_draws,
+            last_tagged: self.last_tagged.clone(),
         };
         let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
         self.subnet.store.commit(&bytes)
@@ -373,10 +423,24 @@ impl Replica {
         method: &str,
         arg: &[u8],
     ) -> Result<u64, Reject> {
+        self.submit_tagged(sender, canister_id, method, arg, &[])
+    }
+
+    /// `submit`, with a tag of the caller's kept with the call in the state (the journal,
+    /// and a checkpoint that covers it), so that a caller recording calls elsewhere can
+    /// learn at the next opening of what it had no time to record (`take_recovered`).
+    pub fn submit_tagged(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+        tag: &[u8],
+    ) -> Result<u64, Reject> {
         check_arg_size(arg)?;
         if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
         {
-            return self.submit_to_system(sender, canister_id, method, arg);
+            return self.submit_to_system(sender, canister_id, method, arg, tag);
         }
         let time = self.now();
         self.filter(sender, canister_id, method, arg, time)?;
@@ -386,6 +450,7 @@ impl Replica {
             method: method.to_owned(),
             arg: arg.to_vec(),
             time,
+            tag: tag.to_vec(),
         })?;
         let ingress = Ingress {
             sender,
@@ -397,8 +462,21 @@ impl Replica {
             .subnet
             .round(time, Some(ingress))
             .expect("an ingress round");
+        let answer = self.subnet.answered.get(&number).cloned();
+        self.tagged(tag, number, answer);
         self.checkpoint_if_due();
         Ok(number)
+    }
+
+    /// Remembers a tagged call for the checkpoints to carry.
+    fn tagged(&mut self, tag: &[u8], number: u64, answer: Option<Result<Vec<u8>, Reject>>) {
+        if !tag.is_empty() {
+            self.last_tagged = Some(Recovered {
+                tag: tag.to_vec(),
+                number,
+                answer,
+            });
+        }
     }
 
     /// The management canister and the system canisters answer ingress at once, on the
@@ -409,6 +487,7 @@ impl Replica {
         canister_id: Principal,
         method: &str,
         arg: &[u8],
+        tag: &[u8],
     ) -> Result<u64, Reject> {
         // They read and write `state.code`, which executions only update at checkpoints.
         self.checkpoint()?;
@@ -417,6 +496,7 @@ impl Replica {
         if let Some((answer, changed)) =
             system_canisters::call(&mut self.subnet, sender, canister_id, method, arg, time)
         {
+            self.tagged(tag, number, Some(answer.clone()));
             if changed {
                 self.commit()?;
             }
@@ -441,6 +521,7 @@ impl Replica {
         {
             return Err(reject.clone());
         }
+        self.tagged(tag, number, handled.reply.clone());
         if handled.changed {
             self.commit()?;
         }

@@ -28,6 +28,9 @@ pub struct Entry {
     pub effective: Principal,
     /// `None` while the call is processing.
     pub outcome: Option<Outcome>,
+    /// The replica's number for the call, under which its answer comes (`answer_of`).
+    #[serde(default)]
+    pub number: Option<u64>,
 }
 
 #[derive(Default)]
@@ -74,6 +77,49 @@ impl History {
             entry: self.entries.get(id)?.clone(),
         };
         serde_cbor::to_vec(&saved).ok()
+    }
+
+    /// What the replica keeps with a call (`Replica::submit_tagged`): its request id and
+    /// entry, from which `recover` records it if the process ended before this history did.
+    pub fn tag(id: &RequestId, entry: &Entry, time: u64) -> Vec<u8> {
+        let saved = Saved {
+            id: id.as_slice().to_vec(),
+            time,
+            entry: entry.clone(),
+        };
+        serde_cbor::to_vec(&saved).expect("entries always encode")
+    }
+
+    /// Records the calls the replica recovered that this history lacks or holds as still
+    /// processing; returns the ones still processing (number, request id), whose answers
+    /// are to be waited for.
+    pub fn recover(&mut self, recovered: Vec<crate::Recovered>) -> Vec<(u64, RequestId)> {
+        for call in recovered {
+            let Ok(saved) = serde_cbor::from_slice::<Saved>(&call.tag) else {
+                continue;
+            };
+            let Ok(id) = <[u8; 32]>::try_from(saved.id.as_slice()) else {
+                continue;
+            };
+            let id = RequestId::new(&id);
+            match self.entries.get_mut(&id) {
+                Some(entry) if entry.outcome.is_some() => {}
+                Some(entry) => entry.outcome = call.answer,
+                None => {
+                    let entry = Entry {
+                        outcome: call.answer,
+                        number: Some(call.number),
+                        ..saved.entry
+                    };
+                    self.record(id, entry, saved.time);
+                }
+            }
+        }
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.outcome.is_none())
+            .filter_map(|(id, e)| Some((e.number?, *id)))
+            .collect()
     }
 
     /// Every live entry's record, oldest first: what the side log is rewritten to.
@@ -142,7 +188,43 @@ mod tests {
             receiver: Principal::anonymous(),
             effective: Principal::anonymous(),
             outcome: Some(Ok(Vec::new())),
+            number: None,
         }
+    }
+
+    #[test]
+    fn recovered_calls_fill_what_the_history_lacks_and_nothing_it_holds() {
+        let mut history = History::default();
+        history.record(id(1), entry(), 10);
+        let recovered = |n: u8, number, answer| crate::Recovered {
+            tag: History::tag(
+                &id(n),
+                &Entry {
+                    outcome: None,
+                    ..entry()
+                },
+                10 + n as u64,
+            ),
+            number,
+            answer,
+        };
+        let processing = history.recover(vec![
+            recovered(1, 0, Some(Ok(vec![9]))),
+            recovered(2, 1, Some(Ok(vec![2]))),
+            recovered(3, 2, None),
+            crate::Recovered {
+                tag: b"not a tag".to_vec(),
+                number: 3,
+                answer: None,
+            },
+        ]);
+        assert_eq!(
+            history.get(&id(1)).unwrap().outcome,
+            Some(Ok(Vec::new())),
+            "a recorded outcome stands"
+        );
+        assert_eq!(history.get(&id(2)).unwrap().outcome, Some(Ok(vec![2])));
+        assert_eq!(processing, vec![(2, id(3))], "the one still processing");
     }
 
     #[test]

@@ -36,6 +36,9 @@ use crate::{CanisterFacts, Reject, Replica};
 /// Bodies up to a little over the 2 MiB ingress limit (icp-cli sends install_code up to it).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Calls still processing: the replica's number for each, and its request id.
+type Processing = Vec<(u64, RequestId)>;
+
 struct Shared {
     replica: Mutex<Replica>,
     keys: Keys,
@@ -44,8 +47,7 @@ struct Shared {
     history_log: Mutex<SideLog>,
     /// Makes the journal durable without the replica's lock.
     journal: JournalSyncer,
-    /// Calls still processing: the replica's number for each, and its request id.
-    processing: Mutex<Vec<(u64, RequestId)>>,
+    processing: Mutex<Processing>,
     /// Certifies the answers of synchronous calls, many under one signature.
     answers: batch::Batches,
 }
@@ -68,9 +70,14 @@ impl Server {
 }
 
 /// Serves `replica` on `address` (use port 0 for any free port).
-pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io::Result<Server> {
+pub async fn serve(
+    mut replica: Replica,
+    keys: Keys,
+    address: SocketAddr,
+) -> std::io::Result<Server> {
     let root_key = keys.root_der.clone();
-    let (history, history_log) = restore_history(&replica).map_err(std::io::Error::other)?;
+    let (history, history_log, processing) =
+        restore_history(&mut replica).map_err(std::io::Error::other)?;
     let journal = replica.journal_syncer().map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
         journal,
@@ -78,7 +85,7 @@ pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io
         keys,
         history: Mutex::new(history),
         history_log: Mutex::new(history_log),
-        processing: Mutex::default(),
+        processing: Mutex::new(processing),
         answers: batch::Batches::default(),
     });
     let app = Router::new()
@@ -119,13 +126,18 @@ pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io
 const HISTORY_LOG: &str = "ingress-history";
 
 /// The ingress history as the last serving of this state left it, less what has expired
-/// since; the log is rewritten to just that. A call sent again after a restart (a client's
-/// retry, or someone replaying its envelope within its expiry) is then answered from it.
-fn restore_history(replica: &Replica) -> Result<(History, SideLog), crate::StoreError> {
+/// since, plus the calls the state holds that it had no time to record; the log is
+/// rewritten to just that. A call sent again after a restart (a client's retry, or someone
+/// replaying its envelope within its expiry) is then answered from it, and the calls still
+/// processing (returned with their numbers) are settled when their answers come.
+fn restore_history(
+    replica: &mut Replica,
+) -> Result<(History, SideLog, Processing), crate::StoreError> {
     let mut log = replica.side_log(HISTORY_LOG)?;
-    let history = History::restore(&log.records()?, now());
+    let mut history = History::restore(&log.records()?, now());
+    let processing = history.recover(replica.take_recovered());
     log.rewrite(&history.records())?;
-    Ok((history, log))
+    Ok((history, log, processing))
 }
 
 /// Runs a round every second, so timers fire without a message to wake them, and makes the
@@ -499,26 +511,31 @@ fn execute_once(
     }
     let sender = ingress.sender();
     let _ = replica.tick();
-    let outcome = match replica.submit(sender, canister, method, arg) {
-        Err(reject) if reject.at_ingress => return Some(reject),
-        Err(reject) => Some(Err(reject)),
-        Ok(number) => match replica.answer_of(number) {
-            Some(outcome) => Some(outcome),
-            None => {
-                let mut processing = shared.processing.lock().expect("not poisoned");
-                processing.push((number, id));
-                None
-            }
-        },
-    };
-    let entry = Entry {
+    let mut entry = Entry {
         sender,
         receiver: canister,
         effective,
-        outcome,
+        outcome: None,
+        number: None,
     };
+    let time = now();
+    // Kept with the call in the replica's state: a process that ends before the history
+    // records it finds it there again (`restore_history`), so a retry does not run it twice.
+    let tag = History::tag(&id, &entry, time);
+    match replica.submit_tagged(sender, canister, method, arg, &tag) {
+        Err(reject) if reject.at_ingress => return Some(reject),
+        Err(reject) => entry.outcome = Some(Err(reject)),
+        Ok(number) => {
+            entry.number = Some(number);
+            entry.outcome = replica.answer_of(number);
+            if entry.outcome.is_none() {
+                let mut processing = shared.processing.lock().expect("not poisoned");
+                processing.push((number, id));
+            }
+        }
+    }
     let mut history = shared.history.lock().expect("not poisoned");
-    history.record(id, entry, now());
+    history.record(id, entry, time);
     shared.keep(&history, &id);
     None
 }

@@ -20,6 +20,7 @@ mod journal;
 mod lifecycle_rules;
 mod load;
 mod motoko;
+mod serve_killed;
 mod snapshots;
 mod store;
 mod tasks;
