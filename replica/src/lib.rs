@@ -14,6 +14,7 @@ pub mod fault;
 pub mod http;
 pub mod ids;
 mod keys;
+mod ledgers;
 mod management;
 mod queue;
 mod replica;

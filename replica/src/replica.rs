@@ -55,6 +55,8 @@ struct Manifest {
     burned: u128,
     #[serde(default)]
     random_draws: u64,
+    #[serde(default)]
+    ledgers: crate::ledgers::Ledgers,
     /// The last tagged ingress call: a checkpoint can make it part of the state (a system
     /// call, or the call whose round was due one) before its caller recorded it.
     #[serde(default)]
@@ -277,6 +279,7 @@ impl Replica {
         subnet.next_ingress = manifest.next_ingress;
         subnet.burned = manifest.burned;
         subnet.random_draws = manifest.random_draws;
+        subnet.ledgers = manifest.ledgers;
         self.recovered.extend(manifest.last_tagged);
         subnet.canisters = manifest
             .canisters
@@ -321,6 +324,7 @@ impl Replica {
             next_ingress: subnet.next_ingress,
             burned: subnet.burned,
             random_draws: subnet.random_draws,
+            ledgers: subnet.ledgers.clone(),
             last_tagged: self.last_tagged.clone(),
         };
         let bytes = serde_cbor::to_vec(&manifest).expect("the state always encodes");
@@ -573,7 +577,7 @@ impl Replica {
     ) -> Result<Vec<u8>, Reject> {
         check_arg_size(arg)?;
         if system_canisters::handles(canister_id) {
-            return system_canisters::query(&self.subnet, canister_id, method);
+            return system_canisters::query(&self.subnet, canister_id, method, arg);
         }
         let time = self.now();
         if canister_id == Principal::management_canister() {

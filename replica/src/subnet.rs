@@ -25,6 +25,8 @@ pub struct Subnet {
     /// Cycles burned: call fees, `cycles_burn128`, refunds nobody could take.
     pub(crate) burned: u128,
     pub(crate) random_draws: u64,
+    /// The ICP and cycles ledgers' balances.
+    pub(crate) ledgers: crate::ledgers::Ledgers,
     /// Answers to ingress messages, by number, until their caller takes them.
     pub(crate) answered: HashMap<u64, Result<Vec<u8>, Reject>>,
     /// Instructions the last execution used (its performance counter).
@@ -44,6 +46,7 @@ impl Subnet {
             next_ingress: 0,
             burned: 0,
             random_draws: 0,
+            ledgers: Default::default(),
             answered: HashMap::new(),
             last_instructions: 0,
         }
@@ -58,6 +61,7 @@ impl Subnet {
         self.next_ingress = 0;
         self.burned = 0;
         self.random_draws = 0;
+        self.ledgers = Default::default();
     }
 
     pub(crate) fn canister_mut(&mut self, id: &Principal) -> Result<&mut Canister, Reject> {

@@ -1,6 +1,7 @@
-//! The two system canisters clients call before any canister of theirs exists (icp-cli's
-//! `canister create` / `deploy`): the cycles ledger's `create_canister`, and the cycles
-//! minting canister's `get_default_subnets`, answering this replica's own subnet.
+//! The system canisters clients call before any canister of theirs exists: the cycles
+//! ledger's `create_canister` (icp-cli's `canister create` / `deploy`), the cycles minting
+//! canister's `get_default_subnets`, answering this replica's own subnet, and the token
+//! transfers with which icp-cli funds its identities when a network starts (`ledgers`).
 
 use candid::{CandidType, Encode, Nat, Principal};
 use ic_management_canister_types as ic;
@@ -8,6 +9,7 @@ use serde::Deserialize;
 
 use crate::candid_args;
 use crate::error::{ErrorCode, Reject};
+use crate::ledgers::{Ledgers, icp_ledger};
 use crate::management;
 use crate::subnet::Subnet;
 
@@ -49,7 +51,7 @@ enum CreateCanisterResult {
 
 /// Whether `canister` is one of the system canisters answered here.
 pub fn handles(canister: Principal) -> bool {
-    canister == cycles_ledger() || canister == cycles_minting_canister()
+    canister == cycles_ledger() || canister == cycles_minting_canister() || canister == icp_ledger()
 }
 
 /// Answers a call to a system canister, and says whether the state changed (for the caller
@@ -70,6 +72,14 @@ pub fn call(
     } else if canister == cycles_ledger() {
         match method {
             "create_canister" => create_canister(subnet, sender, arg, time),
+            "icrc1_transfer" => changed(subnet.ledgers.cycles_transfer(sender, arg)),
+            "icrc1_balance_of" => (subnet.ledgers.balance_of(false, arg), false),
+            _ => (Err(no_method(&canister, method)), false),
+        }
+    } else if canister == icp_ledger() {
+        match method {
+            "transfer" => changed(subnet.ledgers.icp_transfer(sender, arg)),
+            "icrc1_balance_of" => (subnet.ledgers.balance_of(true, arg), false),
             _ => (Err(no_method(&canister, method)), false),
         }
     } else {
@@ -78,10 +88,35 @@ pub fn call(
     Some(answer)
 }
 
-/// Answers a query call to a system canister: only the CMC's `get_default_subnets` is one.
-pub fn query(subnet: &Subnet, canister: Principal, method: &str) -> Result<Vec<u8>, Reject> {
-    if canister == cycles_minting_canister() && method == "get_default_subnets" {
-        return Ok(default_subnets(subnet));
+/// A transfer's answer, and whether it changed the balances.
+fn changed(answer: Result<(Vec<u8>, bool), Reject>) -> (Result<Vec<u8>, Reject>, bool) {
+    match answer {
+        Ok((reply, changed)) => (Ok(reply), changed),
+        Err(reject) => (Err(reject), false),
+    }
+}
+
+/// Answers a query call to a system canister: the CMC's `get_default_subnets` and the
+/// ledgers' `icrc1_balance_of`.
+pub fn query(
+    subnet: &Subnet,
+    canister: Principal,
+    method: &str,
+    arg: &[u8],
+) -> Result<Vec<u8>, Reject> {
+    match (method, canister) {
+        ("get_default_subnets", c) if c == cycles_minting_canister() => {
+            return Ok(default_subnets(subnet));
+        }
+        ("icrc1_balance_of", c) if c == cycles_ledger() || c == icp_ledger() => {
+            return subnet.ledgers.balance_of(c == icp_ledger(), arg);
+        }
+        (method, c) if c == cycles_ledger() || c == icp_ledger() => {
+            if let Some(reply) = Ledgers::metadata(c == icp_ledger(), method) {
+                return Ok(reply);
+            }
+        }
+        _ => {}
     }
     Err(Reject::new(
         ErrorCode::CanisterMethodNotFound,

@@ -1089,6 +1089,26 @@ bad_input!(management_install_of_something_that_is_not_wasm, |w| {
     w.manage(w.chat, "install_code", args).refused("IC0505");
 });
 
+// An install runs `canister_init` under the IC's 300 billion instructions, not a message's
+// 40 billion; past them the install fails whole and the canister keeps its module and state.
+bad_input!(
+    management_an_install_whose_init_runs_past_its_instruction_limit,
+    |w| {
+        let spinning = wat(r#"(module
+      (func (export "canister_init") (loop $l (; a turn of 1,000 instructions ;) (br $l))))"#);
+        let args = ic::InstallCodeArgs {
+            mode: ic::CanisterInstallMode::Reinstall,
+            canister_id: w.bad,
+            wasm_module: spinning,
+            arg: Vec::new(),
+            sender_canister_version: None,
+        };
+        let refused = w.manage(w.bad, "install_code", args);
+        refused.refused("reject code 5, IC0522");
+        refused.refused("exceeded the limit of 300000000000 instructions");
+    }
+);
+
 bad_input!(management_delete_a_running_canister, |w| {
     w.manage(
         w.chat,

@@ -17,6 +17,7 @@ mod execution;
 mod http;
 mod icp_cli;
 mod journal;
+mod ledgers;
 mod lifecycle_rules;
 mod load;
 mod motoko;

@@ -14,7 +14,12 @@ use super::{Backend, Budget, CanisterRef, Network, SnapshotId, SnapshotInfo, Sta
 pub struct Icp {
     cli: Cli,
     environment: &'static str,
+    /// The identity named on each command (`--identity`), if not the user's selection.
+    identity: Option<String>,
 }
+
+/// The identity the xtask makes for itself when the user has none but `anonymous`.
+const OWN_IDENTITY: &str = "canister-snapshots";
 
 /// The icp binary: `$ICP_BIN`, else the project's own install (`cargo xtask test` and
 /// `.ci/run` put icp-cli there), else `icp` on PATH.
@@ -56,16 +61,77 @@ impl Icp {
                 launcher.display().to_string(),
             ));
         }
+        let mut cli = Cli::new(program.display().to_string(), "icp", env);
+        let identity = match environment {
+            "local" => local_identity(&mut cli)?,
+            _ => None,
+        };
         Ok(Self {
-            cli: Cli::new(program.display().to_string(), "icp", env),
+            cli,
             environment,
+            identity,
         })
     }
 
     fn icp(&mut self, args: &[&str]) -> Result<super::cli::Printed> {
         let mut all = args.to_vec();
         all.extend(["-e", self.environment]);
+        if let Some(identity) = &self.identity {
+            all.extend(["--identity", identity]);
+        }
         self.cli.run(&all)
+    }
+}
+
+/// Who the xtask is on a local network: the user's selected icp identity, unless that is
+/// icp's default `anonymous` — whom any web page can send calls as while the network runs,
+/// and who would then control the canisters deployed. Then it is an identity of its own,
+/// `canister-snapshots`, made once (before the network starts, which funds every identity
+/// but the anonymous one) and kept in plaintext as CI has no keyring, its key made the
+/// owner's alone (icp-cli writes it readable by all).
+fn local_identity(cli: &mut Cli) -> Result<Option<String>> {
+    let selected = cli.run(&["identity", "default"])?.stdout;
+    if selected.trim() != "anonymous" {
+        return Ok(None);
+    }
+    let listed = cli.run(&["identity", "list"])?.stdout;
+    let known = listed
+        .lines()
+        .filter_map(|line| {
+            line.trim_start_matches(['*', ' '])
+                .split_whitespace()
+                .next()
+        })
+        .any(|name| name == OWN_IDENTITY);
+    if !known {
+        cli.run(&[
+            "identity",
+            "new",
+            OWN_IDENTITY,
+            "--storage",
+            "plaintext",
+            "--output-seed",
+            "/dev/null",
+        ])?;
+    }
+    let key = icp_home()
+        .join("identity/keys")
+        .join(format!("{OWN_IDENTITY}.pem"));
+    if key.is_file() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} the owner's alone", key.display()))?;
+    }
+    Ok(Some(OWN_IDENTITY.into()))
+}
+
+/// Where icp-cli keeps identities: `$ICP_HOME`, else `~/.local/share/icp-cli`.
+fn icp_home() -> PathBuf {
+    match std::env::var_os("ICP_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/icp-cli")
+        }
     }
 }
 

@@ -42,6 +42,43 @@ impl Project {
     }
 }
 
+impl Project {
+    /// In a fresh ICP_HOME icp's default identity is `anonymous`: the xtask calls as one of
+    /// its own, whose key only its owner can read, so icp-cli itself, as anonymous, is
+    /// refused a controller's call with the IC's answer.
+    fn anonymous_controls_nothing(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self
+            .home
+            .path()
+            .join("identity/keys/canister-snapshots.pem");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key is the owner's alone");
+        let icp = project_tools::icp(root()).unwrap();
+        let stop = Command::new(icp)
+            .args([
+                "canister",
+                "stop",
+                "chat",
+                "-e",
+                "local",
+                "--identity",
+                "anonymous",
+            ])
+            .current_dir(root())
+            .env("ICP_HOME", self.home.path())
+            .env("DO_NOT_TRACK", "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&stop.stderr);
+        assert!(!stop.status.success(), "anonymous stopped the chat");
+        assert!(
+            said.contains("IC0512") && said.contains("2vxsx-fae is not one of them"),
+            "{said}"
+        );
+    }
+}
+
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.run(&["stop"]);
@@ -57,6 +94,7 @@ fn icp_cli_takes_and_restores_a_set_of_the_chat_and_the_notes() {
     project.json(&["start"]);
     project.json(&["deploy"]);
     project.json(&["deploy", "--canister", "notes"]);
+    project.anonymous_controls_nothing();
     project.json(&["populate", "Hi there!"]);
     let both = ["--canister", "chat", "--canister", "notes"];
     let set = project.json(&[&["snapshot"], &both[..]].concat());

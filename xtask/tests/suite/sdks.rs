@@ -86,24 +86,38 @@ fn the_icp_backend_runs_the_demo_through_icp_json_output() {
         stdout.contains("verified: the chat equals snapshot"),
         "{stdout}"
     );
-    let expected = [
+    let on_local = [
+        "deploy chat --yes",
+        "canister status chat --json",
+        r#"canister call chat append ("Hi there!") -o hex"#,
+        "canister call chat dump () -o hex --query",
+        "canister stop chat",
+        "canister snapshot create chat --json",
+        "canister start chat",
+        "canister call chat remove_spam () -o hex",
+        "canister call chat dump () -o hex --query",
+        "canister snapshot list chat --json",
+        "canister stop chat",
+        "canister snapshot restore chat 000000000000000080000000001000010101",
+        "canister start chat",
+        "canister call chat dump () -o hex --query",
+    ];
+    // icp's identity is anonymous here: the xtask makes one of its own and names it.
+    let expected: Vec<String> = [
+        "icp identity default",
+        "icp identity list",
+        "icp identity new canister-snapshots --storage plaintext --output-seed /dev/null",
         "icp network stop",
         "icp network start -d",
-        "icp deploy chat --yes -e local",
-        "icp canister status chat --json -e local",
-        r#"icp canister call chat append ("Hi there!") -o hex -e local"#,
-        "icp canister call chat dump () -o hex --query -e local",
-        "icp canister stop chat -e local",
-        "icp canister snapshot create chat --json -e local",
-        "icp canister start chat -e local",
-        "icp canister call chat remove_spam () -o hex -e local",
-        "icp canister call chat dump () -o hex --query -e local",
-        "icp canister snapshot list chat --json -e local",
-        "icp canister stop chat -e local",
-        "icp canister snapshot restore chat 000000000000000080000000001000010101 -e local",
-        "icp canister start chat -e local",
-        "icp canister call chat dump () -o hex --query -e local",
-    ];
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(
+        on_local
+            .iter()
+            .map(|c| format!("icp {c} -e local --identity canister-snapshots")),
+    )
+    .collect();
     assert_eq!(commands, expected);
 }
 
