@@ -81,6 +81,60 @@ impl Tracker {
     }
 }
 
+/// The tracker checked against the truth, for the tests (feature `fault-points`): once
+/// `enable`d, every message's written pages are compared with a full comparison of the
+/// heap and its saved copy, and every undo with the saved copy whole; a page that changed
+/// unreported aborts the process with what was missed.
+#[cfg(feature = "fault-points")]
+pub mod check {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use super::PAGE;
+
+    static ON: AtomicBool = AtomicBool::new(false);
+    static CHECKED: AtomicU64 = AtomicU64::new(0);
+
+    pub fn enable() {
+        ON.store(true, Ordering::SeqCst);
+    }
+
+    /// How many written-page sets and undos were checked.
+    pub fn checked() -> u64 {
+        CHECKED.load(Ordering::SeqCst)
+    }
+
+    /// The first page (over the common length) where `heap` and `saved` differ that
+    /// `written` does not name.
+    pub fn missed(heap: &[u8], saved: &[u8], written: &[u64]) -> Option<u64> {
+        let page = PAGE as usize;
+        heap.chunks(page)
+            .zip(saved.chunks(page))
+            .enumerate()
+            .find(|(index, (now, was))| now != was && !written.contains(&(*index as u64)))
+            .map(|(index, _)| index as u64)
+    }
+
+    /// After a message: the tracker's `written` pages against a full comparison.
+    pub fn written(heap: &[u8], saved: &[u8], written: &[u64]) {
+        if ON.load(Ordering::SeqCst) {
+            CHECKED.fetch_add(1, Ordering::SeqCst);
+            if let Some(page) = missed(heap, saved, written) {
+                panic!("the dirty-page tracker missed heap page {page}: it changed, unreported");
+            }
+        }
+    }
+
+    /// After an undo: the heap must be its saved copy again.
+    pub fn restored(heap: &[u8], saved: &[u8]) {
+        if ON.load(Ordering::SeqCst) {
+            CHECKED.fetch_add(1, Ordering::SeqCst);
+            if let Some(page) = missed(heap, saved, &[]) {
+                panic!("an undo left heap page {page} changed: the tracker did not report it");
+            }
+        }
+    }
+}
+
 /// Consecutive pages as ranges.
 fn runs(pages: &[u64]) -> impl Iterator<Item = Range<u64>> + '_ {
     let mut rest = pages;
@@ -342,6 +396,13 @@ mod tests {
                 tracker.is_some(),
                 "Linux {release} should track heap writes"
             );
+        } else if tracker.is_none() {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a dirty-page tracker test: Linux {} cannot track heap writes",
+                release.trim()
+            );
         }
         tracker
     }
@@ -416,6 +477,18 @@ mod tests {
         );
         drop(first);
         assert!(Tracker::watch(heap).is_some(), "once the first is gone");
+    }
+
+    #[cfg(feature = "fault-points")]
+    #[test]
+    fn the_check_names_a_changed_page_the_tracker_did_not_report() {
+        let saved = vec![0u8; 3 * PAGE as usize];
+        let mut heap = saved.clone();
+        heap[PAGE as usize + 7] = 1;
+        heap[2 * PAGE as usize] = 1;
+        assert_eq!(super::check::missed(&heap, &saved, &[1, 2]), None);
+        assert_eq!(super::check::missed(&heap, &saved, &[2]), Some(1));
+        assert_eq!(super::check::missed(&heap, &saved, &[]), Some(1));
     }
 
     #[test]

@@ -260,6 +260,10 @@ impl Engine {
         let (env, result, instructions) = instance.call(compiled, entry, limit);
         let result = result.map(|()| {
             let written = instance.written();
+            #[cfg(feature = "fault-points")]
+            if let (Some(memory), Some(pages)) = (instance.memory, written.as_deref()) {
+                super::dirty::check::written(memory.data(&instance.store), &state.heap, pages);
+            }
             let changed = match instance.memory {
                 Some(memory) => copy_changed(
                     memory.data(&instance.store),
@@ -488,6 +492,8 @@ impl Kept {
                 }
                 None => restore_changed(&state.heap, heap),
             }
+            #[cfg(feature = "fault-points")]
+            super::dirty::check::restored(heap, &state.heap);
             self.settle(pages.as_deref());
         }
         for (exported, value) in compiled.info.globals.iter().zip(&state.globals) {

@@ -6,6 +6,8 @@ pub mod calls;
 pub mod chunks;
 mod code_cache;
 mod dirty;
+#[cfg(feature = "fault-points")]
+pub use dirty::check as dirty_check;
 pub mod engine;
 pub mod env;
 pub mod image;

@@ -166,7 +166,10 @@ fn a_full_tmpfs_refuses_clearly_and_once_room_is_made_goes_on_losing_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = Tmpfs::mount(dir.path(), 64 * MIB) else {
-        eprintln!("skipped: mounting a tmpfs needs root; the `ulimit -f` test stands in");
+        crate::common::skipped(
+            "disk_full::a_full_tmpfs_…",
+            "mounting a tmpfs needs root; the `ulimit -f` test stands in",
+        );
         return;
     };
     let mut local = Local {

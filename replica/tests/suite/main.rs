@@ -12,6 +12,7 @@ mod bad_input;
 mod calls;
 mod chat_lifecycle;
 mod crash;
+mod dirty_pages;
 mod disk_full;
 mod execution;
 mod http;

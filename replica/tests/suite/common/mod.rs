@@ -43,6 +43,13 @@ pub fn icp_binary() -> std::path::PathBuf {
 /// A module from WAT, with each `(; a turn of 1,000 instructions ;)` written out: an endless
 /// loop with that body reaches the IC's instruction limits (5 billion for a query, 40 for an
 /// update) in milliseconds rather than in a minute of one-instruction turns.
+/// Says, where the test runner shows it (not in the output it captures), that `test` ran
+/// nothing of what it is for here, and why.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 pub fn wat(text: &str) -> Vec<u8> {
     let turn = "(drop (i32.const 0)) ".repeat(1000);
     let text = text.replace("(; a turn of 1,000 instructions ;)", &turn);
