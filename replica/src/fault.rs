@@ -43,3 +43,15 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "fault-points"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// The environment variable that makes the allocator refuse stable memory past that many
+/// bytes, as a smaller machine's would (for the replay tests).
+pub const REFUSE_STABLE_OVER: &str = "REPLICA_REFUSE_STABLE_OVER";
+
+/// Whether a stable memory of `len` bytes is refused by `REFUSE_STABLE_OVER`.
+#[cfg(feature = "fault-points")]
+pub fn refuses_stable(len: usize) -> bool {
+    static OVER: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    OVER.get_or_init(|| std::env::var(REFUSE_STABLE_OVER).ok()?.parse().ok())
+        .is_some_and(|over| len > over)
+}

@@ -17,6 +17,7 @@ use crate::canister::{
     calls::Origin,
     engine::Entry as EntryPoint,
     env::{Context, Response},
+    grants,
     module::Metadata,
     state::CanisterState,
 };
@@ -92,6 +93,9 @@ enum Entry {
     },
     /// A round without ingress: its system tasks (timers, heartbeats) and queued messages.
     Tasks { time: u64 },
+    /// Written after the round before it, when that round's allocator refused stable-memory
+    /// grows: which (`canister::grants`), so that its replay refuses the same.
+    Refused { grows: Vec<u64> },
 }
 
 /// A canister as the certified state tree shows it.
@@ -161,19 +165,27 @@ impl Replica {
         // Answers already given stand: the replay makes the state that gave them again.
         let answered = std::mem::take(&mut self.subnet.answered);
         let mut tagged = Vec::new();
-        let replayed = pending.iter().try_for_each(|record| {
-            let entry: Entry =
+        let entries: Vec<Entry> = pending
+            .iter()
+            .map(|record| {
                 serde_cbor::from_slice(&record.bytes).map_err(|e| StoreError::Corrupt {
                     path: self.subnet.store.dir().join("journal"),
                     what: format!("record {} does not decode: {e}", record.sequence),
-                })?;
-            if let (Some(number), Entry::Call { tag, .. }) = (self.replay(&entry), &entry)
+                })
+            })
+            .collect::<Result<_, _>>()
+            .inspect_err(|_| self.subnet.answered = answered.clone())?;
+        for (at, entry) in entries.iter().enumerate() {
+            let refused = match entries.get(at + 1) {
+                Some(Entry::Refused { grows }) => grows.clone(),
+                _ => Vec::new(),
+            };
+            if let (Some(number), Entry::Call { tag, .. }) = (self.replay(entry, refused), entry)
                 && !tag.is_empty()
             {
                 tagged.push((tag.clone(), number));
             }
-            Ok(())
-        });
+        }
         for (tag, number) in tagged {
             let answer = self.subnet.answered.get(&number).cloned();
             self.recovered.push(Recovered {
@@ -183,7 +195,7 @@ impl Replica {
             });
         }
         self.subnet.answered = answered;
-        replayed.map(|()| !pending.is_empty())
+        Ok(!pending.is_empty())
     }
 
     /// The tagged ingress calls the state holds that its submitter may not have recorded:
@@ -193,10 +205,14 @@ impl Replica {
         std::mem::take(&mut self.recovered)
     }
 
-    /// Runs a journaled execution again; its outcome was already given when it first ran.
-    /// Returns the ingress number of a call.
-    fn replay(&mut self, entry: &Entry) -> Option<u64> {
-        match entry {
+    /// Runs a journaled execution again, its allocator refusing the grows `refused`; its
+    /// outcome was already given when it first ran. Returns the ingress number of a call.
+    fn replay(&mut self, entry: &Entry, refused: Vec<u64>) -> Option<u64> {
+        if matches!(entry, Entry::Refused { .. }) {
+            return None;
+        }
+        grants::begin_round(Some(refused));
+        let number = match entry {
             Entry::Call {
                 sender,
                 canister,
@@ -219,7 +235,25 @@ impl Replica {
                 self.subnet.round(*time, None);
                 None
             }
+            Entry::Refused { .. } => None,
+        };
+        grants::end_round();
+        number
+    }
+
+    /// Runs a round live, journaling after it the stable-memory grows its allocator refused.
+    fn live_round(&mut self, time: u64, ingress: Option<Ingress>) -> Option<u64> {
+        grants::begin_round(None);
+        let number = self.subnet.round(time, ingress);
+        let grows = grants::end_round();
+        if !grows.is_empty()
+            && let Err(reject) = self.journal(&Entry::Refused { grows })
+        {
+            eprintln!(
+                "the round's refused grows could not be journaled ({reject}); a replay of it may grant them"
+            );
         }
+        number
     }
 
     /// Records an execution in the journal before it runs; when that fails, it does not run.
@@ -463,8 +497,7 @@ impl Replica {
             arg,
         };
         let number = self
-            .subnet
-            .round(time, Some(ingress))
+            .live_round(time, Some(ingress))
             .expect("an ingress round");
         let answer = self.subnet.answered.get(&number).cloned();
         self.tagged(tag, number, answer);
@@ -718,7 +751,7 @@ impl Replica {
             return Ok(());
         }
         self.journal(&Entry::Tasks { time })?;
-        self.subnet.round(time, None);
+        self.live_round(time, None);
         self.checkpoint_if_due();
         Ok(())
     }

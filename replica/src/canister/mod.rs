@@ -10,6 +10,7 @@ mod dirty;
 pub use dirty::check as dirty_check;
 pub mod engine;
 pub mod env;
+pub mod grants;
 pub mod image;
 pub mod module;
 pub mod stable;

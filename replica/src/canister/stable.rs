@@ -31,16 +31,29 @@ impl StableMemory {
     /// Grows by `new_pages`; returns the old size in pages, or `None` past `max_pages` or
     /// when the allocator refuses that much (the canister sees -1, as on a subnet out of
     /// memory, and the replica does not abort; with the kernel's overcommit set to "always",
-    /// the kernel may grant it and later run out).
-    pub fn grow(&mut self, new_pages: u64, max_pages: u64) -> Option<u64> {
+    /// the kernel may grant it and later run out). A `replicated` grow's refusal is the
+    /// round's to record (`grants`), so that a replay refuses the same.
+    pub fn grow(&mut self, new_pages: u64, max_pages: u64, replicated: bool) -> Option<u64> {
         let old = self.pages();
         let total = old.checked_add(new_pages).filter(|t| *t <= max_pages)?;
         let len = usize::try_from(total * PAGE).ok()?;
         let more = len - self.bytes.len();
         // Room to grow into again, if the machine has it; else exactly what is asked.
-        (self.bytes.try_reserve(more))
-            .or_else(|_| self.bytes.try_reserve_exact(more))
-            .ok()?;
+        let bytes = &mut self.bytes;
+        let mut allocate = || {
+            #[cfg(feature = "fault-points")]
+            if crate::fault::refuses_stable(len) {
+                return false;
+            }
+            bytes.try_reserve(more).is_ok() || bytes.try_reserve_exact(more).is_ok()
+        };
+        let granted = match replicated {
+            true => super::grants::grant(allocate),
+            false => allocate(),
+        };
+        if !granted {
+            return None;
+        }
         self.bytes.resize(len, 0);
         Some(old)
     }

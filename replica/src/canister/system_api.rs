@@ -577,8 +577,9 @@ fn define_stable(
 }
 
 fn grow_stable(env: &mut Env, pages: u64, max_pages: u64) -> i64 {
+    let replicated = env.context.replicated();
     env.stable
-        .grow(pages, max_pages)
+        .grow(pages, max_pages, replicated)
         .map_or(-1, |old| old as i64)
 }
 

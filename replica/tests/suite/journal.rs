@@ -271,3 +271,59 @@ fn subnet_self_is_the_served_subnets_id_in_process_and_while_the_journal_replays
     assert_eq!(candid::Principal::from_slice(&kept), served);
     assert_ne!(served, candid::Principal::management_canister());
 }
+
+/// Grows stable memory by the pages its argument names (a u64) and keeps each grow's
+/// result; answers them all.
+const GROWER: &str = r#"(module
+  (import "ic0" "stable64_grow" (func $grow (param i64) (result i64)))
+  (import "ic0" "msg_arg_data_copy" (func $arg (param i32 i32 i32)))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (memory 1)
+  (global $kept (mut i32) (i32.const 8))
+  (func (export "canister_update grow")
+    (call $arg (i32.const 0) (i32.const 0) (i32.const 8))
+    (i64.store (global.get $kept) (call $grow (i64.load (i32.const 0))))
+    (global.set $kept (i32.add (global.get $kept) (i32.const 8)))
+    (call $reply))
+  (func (export "canister_query grown")
+    (call $append (i32.const 8) (i32.sub (global.get $kept) (i32.const 8)))
+    (call $reply)))"#;
+
+#[test]
+fn a_grow_the_allocator_refused_is_refused_again_when_the_journal_replays() {
+    const TEST: &str = "a_grow_the_allocator_refused_is_refused_again_when_the_journal_replays";
+    if let Some(dir) = child_dir() {
+        let mut replica = replica::Replica::open(&dir).unwrap();
+        let grower = replica.canister_ids()[0];
+        for pages in [1u64, 1_000, 2] {
+            replica
+                .update(user(), grower, "grow", &pages.to_le_bytes())
+                .unwrap();
+        }
+        std::process::abort();
+    }
+    let grown = |replica: &mut replica::Replica, grower| -> Vec<i64> {
+        let reply = replica.query(user(), grower, "grown", &[]).unwrap();
+        reply
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let mut local = Local::new();
+    let grower = local.deploy(crate::common::wat(GROWER));
+    drop(local.replica);
+    // The child's allocator refuses stable memory past 1 MiB, as a small machine's would.
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &format!("journal::{TEST}"), "--nocapture"])
+        .env(CHILD, local.dir.path())
+        .env(replica::fault::REFUSE_STABLE_OVER, (1u64 << 20).to_string())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was to abort");
+
+    // This process's allocator would grant the 1,000 pages; the replay refuses them as the
+    // child's did, so the state is the one the child answered from.
+    let mut replica = replica::Replica::open(local.dir.path()).unwrap();
+    assert_eq!(grown(&mut replica, grower), [0, -1, 1]);
+}
