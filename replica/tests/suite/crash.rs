@@ -29,7 +29,8 @@ use std::{
 };
 
 use crate::common::relay::{Forwarded, Outcome};
-use crate::common::{Local, chat_wasm, relay_wasm, transfer, user};
+use crate::common::{Local, chat_wasm, relay_wasm, transfer, user, wat};
+use crate::dirty_pages::{HEAP, SCRATCH, words};
 use candid::{Decode, Encode};
 use ic_management_canister_types as ic;
 use replica::store::power_loss;
@@ -78,6 +79,9 @@ enum Op {
     Delete(usize),
     /// Download the n-th snapshot and upload it as a new one.
     Copy(usize),
+    /// Fill bytes of the heap canister's heap (offset, length, value), pages that only the
+    /// dirty-page tracker tells the replica were written.
+    HeapFill(u32, u32, u8),
 }
 
 /// Rounds of appends, snapshots, losses, restores, deletes and copies.
@@ -99,6 +103,11 @@ fn workload(rounds: usize) -> Vec<Op> {
         ops.push(Op::Restore(snapshot(0)));
         ops.push(Op::Copy(snapshot(0)));
         ops.push(Op::Relayed(format!("round {round} last")));
+        ops.push(Op::HeapFill(
+            1_000 + 7_000 * round as u32,
+            70_000,
+            round as u8 + 1,
+        ));
         ops.push(Op::AgentSnapshot);
         ops.push(Op::Delete(snapshot(0)));
         ops.push(Op::Restore(snapshot(1)));
@@ -109,15 +118,24 @@ fn workload(rounds: usize) -> Vec<Op> {
 
 /// What the state should be after some operations: the chat, and each snapshot ever made
 /// (in order) with the chat it holds, `None` once deleted.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Model {
     chat: Vec<String>,
     snapshots: Vec<Option<Vec<String>>>,
+    /// The heap canister's heap after its argument scratch.
+    heap: Vec<u8>,
 }
+
+/// How much of the heap canister's heap is checked: its first two pages.
+const HEAP_CHECKED: usize = 2 * 65_536;
 
 impl Model {
     fn after(ops: &[Op]) -> Self {
-        let mut model = Self::default();
+        let mut model = Self {
+            chat: Vec::new(),
+            snapshots: Vec::new(),
+            heap: vec![0; HEAP_CHECKED - SCRATCH],
+        };
         for op in ops {
             match op {
                 Op::Append(m) | Op::Relayed(m) => model.chat.push(m.clone()),
@@ -126,6 +144,10 @@ impl Model {
                 Op::Restore(n) => model.chat = model.snapshots[*n].clone().expect("live"),
                 Op::Delete(n) => model.snapshots[*n] = None,
                 Op::Copy(n) => model.snapshots.push(model.snapshots[*n].clone()),
+                Op::HeapFill(offset, len, byte) => {
+                    let start = *offset as usize - SCRATCH;
+                    model.heap[start..start + *len as usize].fill(*byte);
+                }
             }
         }
         model
@@ -139,6 +161,11 @@ fn chat_id() -> Principal {
 /// The relay, which relays appends and is the chat's backup agent.
 fn relay_id() -> Principal {
     replica::ids::canister_id(1)
+}
+
+/// The canister whose state is its heap (`dirty_pages::HEAP`).
+fn heap_id() -> Principal {
+    replica::ids::canister_id(2)
 }
 
 /// The id of the n-th snapshot made on the chat.
@@ -164,6 +191,7 @@ fn child() {
     assert_eq!(chat, chat_id());
     let relay = local.deploy(relay_wasm());
     assert_eq!(relay, relay_id());
+    assert_eq!(local.deploy(wat(HEAP)), heap_id());
     local.update_settings(
         chat,
         ic::CanisterSettings {
@@ -226,6 +254,13 @@ fn run(local: &mut Local, chat: Principal, op: &Op) {
                 .unwrap();
         }
         Op::Copy(n) => drop(transfer::copy(local, chat, &snapshot_id(*n)).unwrap()),
+        Op::HeapFill(offset, len, byte) => {
+            let arg = words([*offset, *len, (*byte).into()]);
+            local
+                .replica
+                .update(user(), heap_id(), "fill", &arg)
+                .unwrap();
+        }
     }
 }
 
@@ -235,7 +270,7 @@ fn run(local: &mut Local, chat: Principal, op: &Op) {
 /// The query statistics, which observing changes, and log times are left out.
 fn fingerprint(local: &mut Local) -> Vec<String> {
     let mut seen = Vec::new();
-    for canister in [chat_id(), relay_id()] {
+    for canister in [chat_id(), relay_id(), heap_id()] {
         let mut status = local.status(canister);
         let zero = candid::Nat::from(0u8);
         status.query_stats = ic::QueryStats {
@@ -285,6 +320,7 @@ fn fingerprints(rounds: usize) -> Vec<Vec<String>> {
     let mut local = Local::new();
     let chat = local.deploy(chat_wasm());
     let relay = local.deploy(relay_wasm());
+    local.deploy(wat(HEAP));
     local.update_settings(
         chat,
         ic::CanisterSettings {
@@ -398,8 +434,23 @@ fn verify(dir: &Path, rounds: usize, acked: &Acknowledged, what: &str, expected:
                 acked.ops
             )
         });
+    let heap = local
+        .replica
+        .query(
+            user(),
+            heap_id(),
+            "read",
+            &words([SCRATCH as u32, (HEAP_CHECKED - SCRATCH) as u32, 0]),
+        )
+        .unwrap();
+    assert!(
+        candidates.iter().any(|(_, m)| m.heap == heap),
+        "{what}: the heap canister's heap is neither model's"
+    );
+    // Of the operations done, the model may not tell which (a fill of the heap canister's
+    // leaves the chat as it was): the canisters must be as after one of them.
     if let Some(found) = found
-        && found != expected[*done]
+        && !candidates.iter().any(|(n, _)| expected[*n] == found)
     {
         // A copy cut short leaves its upload's snapshot: sizes differ from a whole operation's.
         assert!(

@@ -14,7 +14,7 @@ use crate::common::{Local, user, wat};
 /// A heap the test writes as it likes: `fill` (offset, length, byte: memory.fill),
 /// `host_write` (offset, then the bytes the system API copies to it), `grow` (pages),
 /// `scribble` (a query that fills, then is undone), `read` (offset, length).
-const HEAP: &str = r#"(module
+pub const HEAP: &str = r#"(module
   (import "ic0" "msg_arg_data_size" (func $size (result i32)))
   (import "ic0" "msg_arg_data_copy" (func $copy (param i32 i32 i32)))
   (import "ic0" "msg_reply" (func $reply))
@@ -51,7 +51,7 @@ const HEAP: &str = r#"(module
 
 const PAGE: usize = 64 << 10;
 /// The first 12 bytes hold each call's argument; the model does not check them.
-const SCRATCH: usize = 12;
+pub const SCRATCH: usize = 12;
 
 struct Random(u64);
 
@@ -64,7 +64,7 @@ impl Random {
     }
 }
 
-fn words(values: [u32; 3]) -> Vec<u8> {
+pub fn words(values: [u32; 3]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
