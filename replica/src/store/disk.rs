@@ -94,6 +94,14 @@ pub fn sync(file: &File, path: &Path) -> Result<(), StoreError> {
     sync_file(file).map_err(StoreError::io(path))
 }
 
+/// Makes the file at `path` durable, through a descriptor of its own (a sync is the
+/// inode's, whoever wrote it).
+pub fn sync_path(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|file| sync_file(&file))
+        .map_err(StoreError::io(path))
+}
+
 fn sync_file(file: &File) -> io::Result<()> {
     file.sync_data()?;
     #[cfg(feature = "fault-points")]

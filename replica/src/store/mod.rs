@@ -56,6 +56,8 @@ pub struct Store {
     next_pack: u64,
     pending: PackWriter,
     journal: Journal,
+    /// The side logs handed out, which every commit makes durable first.
+    side_logs: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 /// What opening a state directory finds: the last checkpoint's manifest and the journal's
@@ -82,6 +84,7 @@ impl Store {
             next_pack: 0,
             pending: PackWriter::default(),
             journal,
+            side_logs: Default::default(),
         };
         store.load_packs()?;
         Ok(Opened {
@@ -132,9 +135,17 @@ impl Store {
         &self.dir
     }
 
-    /// The side log `name` kept with the state, created empty the first time.
+    /// The side log `name` kept with the state, created empty the first time. Every commit
+    /// makes it durable before the manifest: what its holder wrote before a checkpoint
+    /// survives a power loss with the checkpoint (what it wrote after is the journal's to
+    /// recover).
     pub fn side_log(&self, name: &str) -> Result<SideLog, StoreError> {
-        SideLog::open(self.dir.join(name))
+        let path = self.dir.join(name);
+        let mut logs = self.side_logs.lock().expect("not poisoned");
+        if !logs.contains(&path) {
+            logs.push(path.clone());
+        }
+        SideLog::open(path)
     }
 
     /// A small file beside the state, written by `create` (durably, with a checksum) the
@@ -215,6 +226,9 @@ impl Store {
             self.packs.insert(number, pack);
             self.next_pack += 1;
             fault::point("commit:pack-written");
+        }
+        for log in self.side_logs.lock().expect("not poisoned").iter() {
+            disk::sync_path(log)?;
         }
         write_manifest(&self.dir, manifest)?;
         fault::point("commit:manifest-written");
