@@ -104,6 +104,10 @@ pub struct CanisterFacts {
     pub controllers: Vec<Principal>,
     pub module_hash: Option<Hash>,
     pub metadata: Metadata,
+    /// What the canister certified (`ic0.certified_data_set`), as query certificates show.
+    pub certified_data: Vec<u8>,
+    /// Its global timer (0: inactive).
+    pub global_timer: u64,
 }
 
 pub struct Replica {
@@ -411,6 +415,8 @@ impl Replica {
                 controllers: canister.state.settings.controllers.clone(),
                 module_hash,
                 metadata,
+                certified_data: canister.state.certified_data.clone(),
+                global_timer: canister.state.global_timer,
             });
         }
         facts

@@ -266,7 +266,8 @@ fn run(local: &mut Local, chat: Principal, op: &Op) {
 
 /// What the workload leaves beyond the chat's messages and snapshot list: each canister's
 /// status (running or not, version, settings and controllers, module hash, memory sizes —
-/// chunk store and snapshots included), its log's contents, and the chat's stored chunks.
+/// chunk store and snapshots included), its log's contents, certified data and global
+/// timer (which the heap canister's fills set), and the chat's stored chunks.
 /// The query statistics, which observing changes, and log times are left out.
 fn fingerprint(local: &mut Local) -> Vec<String> {
     let mut seen = Vec::new();
@@ -300,6 +301,12 @@ fn fingerprint(local: &mut Local) -> Vec<String> {
             .map(|r| String::from_utf8_lossy(&r.content).into_owned())
             .collect();
         seen.push(format!("{canister} logs {contents:?}"));
+    }
+    for facts in local.replica.facts() {
+        seen.push(format!(
+            "{} certified {:?}, timer {}",
+            facts.id, facts.certified_data, facts.global_timer
+        ));
     }
     let chunks: Vec<ic::ChunkHash> = local
         .management(

@@ -11,7 +11,8 @@ use replica::canister::dirty_check;
 
 use crate::common::{Local, user, wat};
 
-/// A heap the test writes as it likes: `fill` (offset, length, byte: memory.fill),
+/// A heap the test writes as it likes: `fill` (offset, length, byte: memory.fill; it also
+/// certifies the byte and sets the timer from the offset),
 /// `host_write` (offset, then the bytes the system API copies to it), `grow` (pages),
 /// `scribble` (a query that fills, then is undone), `read` (offset, length).
 pub const HEAP: &str = r#"(module
@@ -19,6 +20,8 @@ pub const HEAP: &str = r#"(module
   (import "ic0" "msg_arg_data_copy" (func $copy (param i32 i32 i32)))
   (import "ic0" "msg_reply" (func $reply))
   (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "certified_data_set" (func $certify (param i32 i32)))
+  (import "ic0" "global_timer_set" (func $timer (param i64) (result i64)))
   (memory 2)
   ;; The argument's first 12 bytes, read without writing the heap: a, b, c.
   (global $a (mut i32) (i32.const 0))
@@ -27,9 +30,13 @@ pub const HEAP: &str = r#"(module
     (call $copy (i32.const 0) (i32.const 0) (i32.const 12))
     (global.set $a (i32.load (i32.const 0)))
     (global.set $b (i32.load (i32.const 4))))
+  ;; A fill also certifies its value and sets the timer (far ahead: it never fires), so
+  ;; that both are state a crash test can check.
   (func (export "canister_update fill")
     (call $args)
     (memory.fill (global.get $a) (i32.load (i32.const 8)) (global.get $b))
+    (call $certify (i32.const 8) (i32.const 4))
+    (drop (call $timer (i64.add (i64.const 4000000000000000000) (i64.extend_i32_u (global.get $a)))))
     (call $reply))
   (func (export "canister_update host_write")
     (call $copy (i32.const 0) (i32.const 0) (i32.const 4))
