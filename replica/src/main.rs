@@ -1,93 +1,161 @@
-//! The replica as a program: serves a state directory over the IC HTTP interface. It also
-//! speaks icp-cli's network-launcher contract (`--state-dir`, `--bind`, `--gateway-port`,
-//! `--status-dir`, …; unknown flags ignored), so `ICP_CLI_NETWORK_LAUNCHER_PATH=<this>
-//! icp network start -d` runs it as icp's local network and writes `status.json` when ready.
+//! The replica as a program: serves a state directory over the IC HTTP interface. Its
+//! command line is parsed strictly (clap): `--help` and `--version` answer and exit, and an
+//! unknown flag is refused with the usage. It also speaks icp-cli's network-launcher
+//! contract: run with `--interface-version`, it takes the launcher's flags (`--state-dir`,
+//! `--bind`, `--gateway-port`, `--status-dir`, …) and ignores those of features it does not
+//! have, as the real launcher ignores flags newer than itself; `status.json` is written
+//! once it listens. Server flags follow the PocketIC server's (`--ip-addr`, `--port`,
+//! `--port-file`, `--ttl`, `--log-levels`, `--version` as `pocket-ic-server X.Y.Z`, with
+//! this project's name and version as semver build metadata).
 
 use std::io::Write;
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::PathBuf,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
     process::ExitCode,
+    time::Duration,
 };
 
-const USAGE: &str =
-    "usage: replica [--state-dir DIR] [--bind IP] [--port P | --gateway-port P] [--status-dir DIR]";
+use clap::Parser;
 
+/// What `--version` prints: the PocketIC server version whose interface is served, and
+/// this program after `+`, where the pocket-ic crate's check reads build metadata.
+const VERSION: &str = concat!(
+    "pocket-ic-server 16.1.0+canister-snapshots-replica.",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// Serves a replica's state directory over the IC HTTP interface.
+#[derive(Parser)]
+#[command(name = "replica", disable_version_flag = true)]
 struct Options {
+    /// The state directory (created if missing).
+    #[arg(long, default_value = ".replica")]
     state_dir: PathBuf,
-    bind: IpAddr,
+    /// The address to listen on.
+    #[arg(long, visible_alias = "bind", default_value = "127.0.0.1")]
+    ip_addr: IpAddr,
+    /// The port to listen on (0: any free port).
+    #[arg(short, long, visible_alias = "gateway-port", default_value_t = 0)]
     port: u16,
+    /// A file to write the port to once listening, created only if absent: if it exists,
+    /// another server owns it and this one exits at once. Removed on exit.
+    #[arg(long)]
+    port_file: Option<PathBuf>,
+    /// Exit after this many seconds without a request.
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Accepted for the PocketIC server's command line; the replica logs errors only.
+    #[arg(long)]
+    log_levels: Option<String>,
+    /// The directory to write icp-cli's `status.json` into once listening.
+    #[arg(long)]
     status_dir: Option<PathBuf>,
+    /// Print the version and exit.
+    #[arg(long)]
+    version: bool,
 }
 
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        state_dir: PathBuf::from(".replica"),
-        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: 0,
-        status_dir: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
+/// The launcher contract's flags this replica reads; the contract's others are ignored.
+const LAUNCHER_FLAGS: [&str; 5] = [
+    "--state-dir",
+    "--bind",
+    "--port",
+    "--gateway-port",
+    "--status-dir",
+];
+
+/// The launcher contract's command line: its flags (`--name value` or `--name=value`), with
+/// the ones this replica has no feature for (`--ii`, `--nns`, `--domain`, …) skipped.
+fn launcher_options(args: &[String]) -> Result<Options, String> {
+    let mut kept = vec!["replica".to_owned()];
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
         let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (arg.as_str(), None),
         };
-        let known = [
-            "--state-dir",
-            "--bind",
-            "--port",
-            "--gateway-port",
-            "--status-dir",
-        ];
-        if name == "--help" || name == "-h" {
-            return Err(USAGE.into());
-        }
-        if !known.contains(&name.as_str()) {
-            // The launcher contract passes flags for features this replica does not have
-            // (--ii, --nns, --domain, …); they are ignored, as the real launcher ignores
-            // flags newer than itself.
+        if !LAUNCHER_FLAGS.contains(&name) {
             continue;
         }
         let value = inline
-            .or_else(|| args.next())
-            .ok_or_else(|| format!("{name} needs a value; {USAGE}"))?;
-        match name.as_str() {
-            "--state-dir" => options.state_dir = PathBuf::from(value),
-            "--bind" => {
-                options.bind = value
-                    .parse()
-                    .map_err(|_| format!("--bind {value}: not an IP address"))?;
-            }
-            "--port" | "--gateway-port" => {
-                options.port = value
-                    .parse()
-                    .map_err(|_| format!("{name} {value}: not a port number"))?;
-            }
-            _ => options.status_dir = Some(PathBuf::from(value)),
-        }
+            .or_else(|| rest.next().cloned())
+            .ok_or_else(|| format!("{name} needs a value"))?;
+        kept.extend([name.to_owned(), value]);
     }
-    Ok(options)
+    Options::try_parse_from(kept).map_err(|e| e.to_string())
+}
+
+/// Claims the port file: `None` when another server already owns it.
+fn claim(port_file: &Path) -> Result<Option<std::fs::File>, String> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(port_file)
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(format!("cannot create {}: {e}", port_file.display())),
+    }
 }
 
 fn main() -> ExitCode {
-    let options = match options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = if args.iter().any(|a| a.starts_with("--interface-version")) {
+        match launcher_options(&args) {
+            Ok(options) => options,
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
         }
+    } else {
+        Options::parse()
     };
-    let address = SocketAddr::new(options.bind, options.port);
-    let status_dir = options.status_dir.clone();
-    let result = replica::http::run_until_signal(&options.state_dir, address, |server| {
+    if options.version {
+        println!("{VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let mut port_file = None;
+    if let Some(path) = &options.port_file {
+        match claim(path) {
+            Ok(Some(file)) => port_file = Some((path.clone(), file)),
+            // Another server serves this port file's clients.
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let result = serve(&options, port_file.as_mut().map(|(_, file)| file));
+    if let Some((path, _)) = port_file {
+        let _ = std::fs::remove_file(path);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(options: &Options, port_file: Option<&mut std::fs::File>) -> Result<(), String> {
+    let address = SocketAddr::new(options.ip_addr, options.port);
+    let ttl = options.ttl.map(Duration::from_secs);
+    replica::http::run_until_signal(&options.state_dir, address, ttl, |server| {
         let root_key = hex(&server.root_key);
         // The launcher may stop reading our output; the replica serves on regardless.
         let mut out = std::io::stdout();
         let _ = writeln!(out, "replica listening on http://{}", server.address);
         let _ = writeln!(out, "root key: {root_key}");
         let _ = out.flush();
-        if let Some(dir) = status_dir {
+        if let Some(file) = port_file {
+            // Clients read the port once the line ends.
+            let _ = writeln!(file, "{}", server.address.port()).and_then(|()| file.flush());
+        }
+        if let Some(dir) = &options.status_dir {
             let status = format!(
                 "{{\"v\":\"1\",\"gateway_port\":{},\"root_key\":\"{root_key}\"}}\n",
                 server.address.port()
@@ -96,14 +164,7 @@ fn main() -> ExitCode {
                 eprintln!("cannot write status.json in {}: {e}", dir.display());
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -24,11 +24,13 @@ use std::{net::SocketAddr, path::Path};
 
 use crate::Replica;
 
-/// Opens the replica in `dir`, serves it on `address` until SIGINT or SIGTERM, and calls
-/// `ready` once it listens. Every change is committed as it happens, so stopping loses nothing.
+/// Opens the replica in `dir`, serves it on `address` until SIGINT or SIGTERM (or, given a
+/// `ttl`, until no request has come for that long), and calls `ready` once it listens.
+/// Every change is committed as it happens, so stopping loses nothing.
 pub fn run_until_signal(
     dir: &Path,
     address: SocketAddr,
+    ttl: Option<std::time::Duration>,
     ready: impl FnOnce(&Server),
 ) -> Result<(), String> {
     let replica = Replica::open(dir).map_err(|e| e.to_string())?;
@@ -43,9 +45,18 @@ pub fn run_until_signal(
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .map_err(|e| e.to_string())?;
+        let idle = async {
+            let Some(ttl) = ttl else {
+                return std::future::pending().await;
+            };
+            while server.idle_for() < ttl {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
+            () = idle => {}
         }
         server.stop().await;
         Ok(())

@@ -56,11 +56,18 @@ struct Shared {
 pub struct Server {
     pub address: SocketAddr,
     pub root_key: Vec<u8>,
+    /// When the last request came (or the server started).
+    last_request: Arc<Mutex<std::time::Instant>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
+    /// How long no request has come.
+    pub fn idle_for(&self) -> Duration {
+        self.last_request.lock().expect("not poisoned").elapsed()
+    }
+
     /// Stops accepting requests and waits for the ones in flight; the state is committed
     /// after every change, so nothing is lost.
     pub async fn stop(self) {
@@ -79,6 +86,7 @@ pub async fn serve(
     let (history, history_log, processing) =
         restore_history(&mut replica).map_err(std::io::Error::other)?;
     let journal = replica.journal_syncer().map_err(std::io::Error::other)?;
+    let last_request = Arc::new(Mutex::new(std::time::Instant::now()));
     let shared = Arc::new(Shared {
         journal,
         replica: Mutex::new(replica),
@@ -101,6 +109,10 @@ pub async fn serve(
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(allow_any_origin))
+        .layer(middleware::from_fn_with_state(
+            last_request.clone(),
+            note_request,
+        ))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
@@ -117,6 +129,7 @@ pub async fn serve(
     Ok(Server {
         address,
         root_key,
+        last_request,
         shutdown,
         task,
     })
@@ -164,6 +177,16 @@ async fn rounds(shared: Arc<Shared>) {
 /// How often the ingress history's log is rewritten to its live entries, so that a server
 /// running for days keeps minutes of calls on disk, not days.
 const COMPACT_EVERY_S: u64 = 60;
+
+/// Notes when each request comes, for a server that ends when idle (`--ttl`).
+async fn note_request(
+    State(last): State<Arc<Mutex<std::time::Instant>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    *last.lock().expect("not poisoned") = std::time::Instant::now();
+    next.run(request).await
+}
 
 /// Lets browsers on any origin (agent-js on a dev server) use the replica, as the IC's
 /// endpoints do: any origin, GET and POST, with a Content-Type header. A preflight (OPTIONS)

@@ -11,6 +11,7 @@ mod agent;
 mod bad_input;
 mod calls;
 mod chat_lifecycle;
+mod command_line;
 mod crash;
 mod dirty_pages;
 mod disk_full;
