@@ -29,7 +29,7 @@ use std::{
 };
 
 use crate::common::relay::{Forwarded, Outcome};
-use crate::common::{Local, chat_wasm, relay_wasm, transfer, user, wat};
+use crate::common::{Local, Random, chat_wasm, relay_wasm, transfer, user, wat};
 use crate::dirty_pages::{HEAP, SCRATCH, words};
 use candid::{Decode, Encode};
 use ic_management_canister_types as ic;
@@ -586,18 +586,6 @@ fn crash_recoveries(dir: &Path) {
             .env(fault::CRASH_AT, format!("{point}:1"))
             .status()
             .unwrap();
-    }
-}
-
-/// A small xorshift generator: the kill times need no more, and the seed is printed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

@@ -9,7 +9,7 @@
 use candid::Principal;
 use replica::canister::dirty_check;
 
-use crate::common::{Local, user, wat};
+use crate::common::{Local, Random, user, wat};
 
 /// A heap the test writes as it likes: `fill` (offset, length, byte: memory.fill; it also
 /// certifies the byte and sets the timer from the offset),
@@ -60,15 +60,8 @@ const PAGE: usize = 64 << 10;
 /// The first 12 bytes hold each call's argument; the model does not check them.
 pub const SCRATCH: usize = 12;
 
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
+fn below(random: &mut Random, n: usize) -> usize {
+    random.below(n as u64) as usize
 }
 
 pub fn words(values: [u32; 3]) -> Vec<u8> {
@@ -94,11 +87,11 @@ fn the_tracker_reports_every_page_a_full_comparison_finds() {
     };
     for _ in 0..300 {
         let len = model.len();
-        let offset = SCRATCH + random.below(len - SCRATCH);
-        let size = random.below((len - offset).min(3 * PAGE)) + 1;
-        match random.below(10) {
+        let offset = SCRATCH + below(&mut random, len - SCRATCH);
+        let size = below(&mut random, (len - offset).min(3 * PAGE)) + 1;
+        match below(&mut random, 10) {
             0..=3 => {
-                let byte = random.below(256) as u8;
+                let byte = below(&mut random, 256) as u8;
                 call(
                     &mut local,
                     "fill",
@@ -108,13 +101,13 @@ fn the_tracker_reports_every_page_a_full_comparison_finds() {
             }
             4..=5 => {
                 let size = size.min(PAGE);
-                let bytes: Vec<u8> = (0..size).map(|_| random.below(256) as u8).collect();
+                let bytes: Vec<u8> = (0..size).map(|_| below(&mut random, 256) as u8).collect();
                 let arg = [&(offset as u32).to_le_bytes()[..], &bytes].concat();
                 call(&mut local, "host_write", arg);
                 model[offset..offset + size].copy_from_slice(&bytes);
             }
             6 if len < 40 * PAGE => {
-                let pages = random.below(3) + 1;
+                let pages = below(&mut random, 3) + 1;
                 call(&mut local, "grow", words([pages as u32, 0, 0]));
                 model.resize(len + pages * PAGE, 0);
             }
@@ -132,7 +125,7 @@ fn the_tracker_reports_every_page_a_full_comparison_finds() {
                 snapshots.push((taken.id, model.clone()));
             }
             8 | 9 if !snapshots.is_empty() => {
-                let (id, kept) = snapshots[random.below(snapshots.len())].clone();
+                let (id, kept) = snapshots[below(&mut random, snapshots.len())].clone();
                 local.stop(heap);
                 local.load_snapshot(heap, id).unwrap();
                 local.start(heap);
@@ -140,7 +133,7 @@ fn the_tracker_reports_every_page_a_full_comparison_finds() {
             }
             _ => {}
         }
-        let at = SCRATCH + random.below(model.len() - SCRATCH - 64);
+        let at = SCRATCH + below(&mut random, model.len() - SCRATCH - 64);
         let read = local
             .replica
             .query(

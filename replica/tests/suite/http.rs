@@ -23,15 +23,7 @@ fn start() -> (Served, Principal) {
 
 /// The certificate of a synchronous call's reply, checked against the root key.
 fn certificate(served: &Served, body: &[u8]) -> Certificate {
-    #[derive(serde::Deserialize)]
-    struct Replied {
-        status: String,
-        #[serde(with = "serde_bytes")]
-        certificate: Vec<u8>,
-    }
-    let replied: Replied = serde_cbor::from_slice(body).unwrap();
-    assert_eq!(replied.status, "replied");
-    verified(served, &replied.certificate)
+    crate::common::replied_certificate(&served.root_key(), body)
 }
 
 /// The certificate of a read_state answer, checked against the root key.
@@ -46,12 +38,7 @@ fn read_certificate(served: &Served, body: &[u8]) -> Certificate {
 }
 
 fn verified(served: &Served, bytes: &[u8]) -> Certificate {
-    let certificate: Certificate = serde_cbor::from_slice(bytes).unwrap();
-    let message = [b"\x0Dic-state-root".as_slice(), &certificate.tree.digest()].concat();
-    let key = &served.root_key()[37..];
-    ic_verify_bls_signature::verify_bls_signature(&certificate.signature, &message, key)
-        .expect("the root key signed it");
-    certificate
+    crate::common::verified_certificate(&served.root_key(), bytes)
 }
 
 fn lookup<'a>(certificate: &'a Certificate, path: &[&[u8]]) -> Option<&'a [u8]> {

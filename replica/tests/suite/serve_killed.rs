@@ -18,9 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{Local, wat};
+use crate::common::{Local, Random, wat};
 use crate::http_client::{call_content, envelope, now, principal_of};
-use ic_certification::{Certificate, LookupResult};
+use ic_certification::LookupResult;
 use replica::{Principal, Replica};
 
 const COUNTER: &str = include_str!("common/counter.wat");
@@ -80,22 +80,7 @@ fn try_post(address: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<(u1
 
 /// The counter's value in a certified reply to `request_id`, checked against `root_key`.
 fn certified_count(root_key: &[u8], body: &[u8], request_id: &[u8]) -> u32 {
-    #[derive(serde::Deserialize)]
-    struct Replied {
-        status: String,
-        #[serde(with = "serde_bytes")]
-        certificate: Vec<u8>,
-    }
-    let replied: Replied = serde_cbor::from_slice(body).unwrap();
-    assert_eq!(replied.status, "replied");
-    let certificate: Certificate = serde_cbor::from_slice(&replied.certificate).unwrap();
-    let message = [b"\x0Dic-state-root".as_slice(), &certificate.tree.digest()].concat();
-    ic_verify_bls_signature::verify_bls_signature(
-        &certificate.signature,
-        &message,
-        &root_key[37..],
-    )
-    .expect("the root key signed it");
+    let certificate = crate::common::replied_certificate(root_key, body);
     let path: [&[u8]; 3] = [b"request_status", request_id, b"reply"];
     let LookupResult::Found(reply) = certificate.tree.lookup_path(&path) else {
         panic!("a replied call's certificate holds its reply");
@@ -159,13 +144,10 @@ fn serve_killed_under_load_runs_every_acknowledged_call_exactly_once() {
     let killer = {
         let (server, done, state) = (server.clone(), done.clone(), dir.path().to_owned());
         std::thread::spawn(move || {
-            let mut random = seed;
+            let mut random = Random(seed);
             let mut landed = 0;
             for _ in 0..kills {
-                random ^= random << 13;
-                random ^= random >> 7;
-                random ^= random << 17;
-                std::thread::sleep(Duration::from_millis(100 + random % 400));
+                std::thread::sleep(Duration::from_millis(100 + random.below(400)));
                 if done.load(Ordering::SeqCst) {
                     break;
                 }

@@ -43,6 +43,46 @@ pub fn icp_binary() -> std::path::PathBuf {
 /// A module from WAT, with each `(; a turn of 1,000 instructions ;)` written out: an endless
 /// loop with that body reaches the IC's instruction limits (5 billion for a query, 40 for an
 /// update) in milliseconds rather than in a minute of one-instruction turns.
+/// A certificate, checked against `root_key` (DER): its tree signed by the root key.
+pub fn verified_certificate(root_key: &[u8], bytes: &[u8]) -> ic_certification::Certificate {
+    let certificate: ic_certification::Certificate = serde_cbor::from_slice(bytes).unwrap();
+    let message = [b"\x0Dic-state-root".as_slice(), &certificate.tree.digest()].concat();
+    ic_verify_bls_signature::verify_bls_signature(
+        &certificate.signature,
+        &message,
+        &root_key[37..],
+    )
+    .expect("the root key signed it");
+    certificate
+}
+
+/// The certificate of a synchronous call's reply (`{status: "replied", certificate}`),
+/// checked against `root_key`.
+pub fn replied_certificate(root_key: &[u8], body: &[u8]) -> ic_certification::Certificate {
+    #[derive(serde::Deserialize)]
+    struct Replied {
+        status: String,
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+    }
+    let replied: Replied = serde_cbor::from_slice(body).unwrap();
+    assert_eq!(replied.status, "replied");
+    verified_certificate(root_key, &replied.certificate)
+}
+
+/// A small xorshift generator: what tests draw at random needs no more, and they print
+/// the seed.
+pub struct Random(pub u64);
+
+impl Random {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// Says, where the test runner shows it (not in the output it captures), that `test` ran
 /// nothing of what it is for here, and why.
 pub fn skipped(test: &str, why: &str) {
