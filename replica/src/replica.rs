@@ -505,21 +505,11 @@ impl Replica {
         let number = self
             .live_round(time, Some(ingress))
             .expect("an ingress round");
-        let answer = self.subnet.answered.get(&number).cloned();
-        self.tagged(tag, number, answer);
+        if let Some(call) = tagged(tag, number, self.subnet.answered.get(&number)) {
+            self.last_tagged = Some(call);
+        }
         self.checkpoint_if_due();
         Ok(number)
-    }
-
-    /// Remembers a tagged call for the checkpoints to carry.
-    fn tagged(&mut self, tag: &[u8], number: u64, answer: Option<Result<Vec<u8>, Reject>>) {
-        if !tag.is_empty() {
-            self.last_tagged = Some(Recovered {
-                tag: tag.to_vec(),
-                number,
-                answer,
-            });
-        }
     }
 
     /// The management canister and the system canisters answer ingress at once, on the
@@ -539,7 +529,9 @@ impl Replica {
         if let Some((answer, changed)) =
             system_canisters::call(&mut self.subnet, sender, canister_id, method, arg, time)
         {
-            self.tagged(tag, number, Some(answer.clone()));
+            if let Some(call) = tagged(tag, number, Some(&answer)) {
+                self.last_tagged = Some(call);
+            }
             if changed {
                 self.commit()?;
             }
@@ -564,7 +556,9 @@ impl Replica {
         {
             return Err(reject.clone());
         }
-        self.tagged(tag, number, handled.reply.clone());
+        if let Some(call) = tagged(tag, number, handled.reply.as_ref()) {
+            self.last_tagged = Some(call);
+        }
         if handled.changed {
             self.commit()?;
         }
@@ -769,6 +763,16 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.checkpoint();
     }
+}
+
+/// A tagged call for the checkpoints to carry (`Manifest::last_tagged`); `None` for an
+/// untagged one, whose answer is then not copied.
+fn tagged(tag: &[u8], number: u64, answer: Option<&Result<Vec<u8>, Reject>>) -> Option<Recovered> {
+    (!tag.is_empty()).then(|| Recovered {
+        tag: tag.to_vec(),
+        number,
+        answer: answer.cloned(),
+    })
 }
 
 /// Refuses an argument larger than an ingress message may carry.
