@@ -14,6 +14,15 @@ pub fn canister_id(n: u64) -> Principal {
     Principal::from_slice(&bytes)
 }
 
+/// The range of canister ids the subnet's state tree says are its (`canister_ranges`): all
+/// of them, as this replica is the only subnet.
+pub fn canister_range() -> (Principal, Principal) {
+    (
+        Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]),
+        Principal::from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 1]),
+    )
+}
+
 pub fn snapshot_id(local_id: u64, canister: &Principal) -> Vec<u8> {
     let mut id = local_id.to_be_bytes().to_vec();
     id.extend_from_slice(canister.as_slice());

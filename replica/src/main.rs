@@ -1,6 +1,9 @@
-//! The replica as a program: serves a state directory over the IC HTTP interface. Its
-//! command line is parsed strictly (clap): `--help` and `--version` answer and exit, and an
-//! unknown flag is refused with the usage. It also speaks icp-cli's network-launcher
+//! The replica as a program. Given `--state-dir`, it serves that state over the IC HTTP
+//! interface; without, it is a PocketIC server (`http::pocket_ic`): instances are made over
+//! its REST interface, and it ends after `--ttl` seconds without a request (60 unless
+//! told), as PocketIC does. Its command line is parsed strictly (clap): `--help` and
+//! `--version` answer and exit, and an unknown flag is refused with the usage. It also
+//! speaks icp-cli's network-launcher
 //! contract: run with `--interface-version`, it takes the launcher's flags (`--state-dir`,
 //! `--bind`, `--gateway-port`, `--status-dir`, …) and ignores those of features it does not
 //! have, as the real launcher ignores flags newer than itself; `status.json` is written
@@ -29,9 +32,10 @@ const VERSION: &str = concat!(
 #[derive(Parser)]
 #[command(name = "replica", disable_version_flag = true)]
 struct Options {
-    /// The state directory (created if missing).
-    #[arg(long, default_value = ".replica")]
-    state_dir: PathBuf,
+    /// Serve this state directory (created if missing) over the IC HTTP interface; without
+    /// it, serve the PocketIC REST interface.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// The address to listen on.
     #[arg(long, visible_alias = "bind", default_value = "127.0.0.1")]
     ip_addr: IpAddr,
@@ -42,9 +46,13 @@ struct Options {
     /// another server owns it and this one exits at once. Removed on exit.
     #[arg(long)]
     port_file: Option<PathBuf>,
-    /// Exit after this many seconds without a request.
+    /// Exit after this many seconds without a request [default: 60 for a PocketIC server,
+    /// never for a state directory].
     #[arg(long)]
     ttl: Option<u64>,
+    /// Exit after this many seconds, requests or not.
+    #[arg(long)]
+    hard_ttl: Option<u64>,
     /// Accepted for the PocketIC server's command line; the replica logs errors only.
     #[arg(long)]
     log_levels: Option<String>,
@@ -141,10 +149,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// A PocketIC server's default `--ttl`, as PocketIC's.
+const POCKET_IC_TTL_S: u64 = 60;
+
 fn serve(options: &Options, port_file: Option<&mut std::fs::File>) -> Result<(), String> {
     let address = SocketAddr::new(options.ip_addr, options.port);
-    let ttl = options.ttl.map(Duration::from_secs);
-    replica::http::run_until_signal(&options.state_dir, address, ttl, |server| {
+    let Some(state_dir) = &options.state_dir else {
+        let limits = replica::http::Limits {
+            ttl: Duration::from_secs(options.ttl.unwrap_or(POCKET_IC_TTL_S)),
+            hard_ttl: options.hard_ttl.map(Duration::from_secs),
+        };
+        return replica::http::run_pocket_ic_until_signal(address, limits, |server| {
+            let mut out = std::io::stdout();
+            let _ = writeln!(
+                out,
+                "PocketIC server listening on http://{}",
+                server.address
+            );
+            let _ = out.flush();
+            if let Some(file) = port_file {
+                let _ = writeln!(file, "{}", server.address.port()).and_then(|()| file.flush());
+            }
+        });
+    };
+    let limits = replica::http::Limits {
+        ttl: options.ttl.map_or(Duration::MAX, Duration::from_secs),
+        hard_ttl: options.hard_ttl.map(Duration::from_secs),
+    };
+    replica::http::run_until_signal(state_dir, address, limits, |server| {
         let root_key = hex(&server.root_key);
         // The launcher may stop reading our output; the replica serves on regardless.
         let mut out = std::io::stdout();

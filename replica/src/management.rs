@@ -137,6 +137,7 @@ impl Call<'_> {
             "fetch_canister_logs" => self.read(Call::fetch_logs),
             "delete_canister" => self.write(Call::delete),
             "deposit_cycles" => self.write(Call::deposit_cycles),
+            "provisional_top_up_canister" => self.write(Call::provisional_top_up),
             "raw_rand" => self.write(Call::raw_rand),
             "take_canister_snapshot" => self.write(Call::take_snapshot),
             "load_canister_snapshot" => self.write(Call::load_snapshot),
@@ -265,6 +266,15 @@ impl Call<'_> {
         let cycles = self.cycles;
         self.subnet.canister_mut(&args.canister_id)?.state.cycles += cycles;
         self.accepted = cycles;
+        Ok(())
+    }
+
+    /// Cycles from nowhere, for any caller: a development network's method (IC interface
+    /// spec, "IC method `provisional_top_up_canister`"), as `provisional_create_canister_with_cycles`.
+    fn provisional_top_up(&mut self, args: ic::ProvisionalTopUpCanisterArgs) -> Outcome<()> {
+        let amount = u128::try_from(args.amount.0).unwrap_or(u128::MAX);
+        let canister = self.subnet.canister_mut(&args.canister_id)?;
+        canister.state.cycles = canister.state.cycles.saturating_add(amount);
         Ok(())
     }
 

@@ -121,6 +121,9 @@ pub struct Replica {
     last_tagged: Option<Recovered>,
     /// The tagged calls the last recovery found (`take_recovered`).
     recovered: Vec<Recovered>,
+    /// Whether time stands still between rounds, moving only when it is set (a PocketIC
+    /// instance without auto progress), rather than following the wall clock.
+    manual_clock: bool,
 }
 
 impl Replica {
@@ -143,6 +146,7 @@ impl Replica {
             retry_checkpoint_at: 0,
             last_tagged: None,
             recovered: Vec::new(),
+            manual_clock: false,
         };
         if replica.recover(manifest, journal)? {
             replica.checkpoint_now()?;
@@ -388,13 +392,45 @@ impl Replica {
         Keys::load_or_create(&self.subnet.store)
     }
 
-    /// Nanoseconds since the epoch, strictly increasing from call to call.
+    /// Nanoseconds since the epoch, strictly increasing from call to call: the wall clock,
+    /// or with a manual clock the time last set, a nanosecond later each time.
     pub(crate) fn now(&mut self) -> u64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        self.last_time = wall.max(self.last_time.saturating_add(1));
+        let next = self.last_time.saturating_add(1);
+        self.last_time = if self.manual_clock {
+            next
+        } else {
+            wall_clock().max(next)
+        };
         self.last_time
+    }
+
+    /// The time of the latest round (or the time set since): what the next round's time
+    /// follows.
+    pub fn time(&self) -> u64 {
+        self.last_time
+    }
+
+    /// Makes time stand still between rounds (`true`), moving only when set, or follow the
+    /// wall clock again (`false`). A state made with a manual clock starts at the wall
+    /// clock's time.
+    pub fn set_manual_clock(&mut self, manual: bool) {
+        self.manual_clock = manual;
+        if self.last_time == 0 {
+            self.last_time = wall_clock();
+        }
+    }
+
+    /// Moves time forward to `time`, for the rounds that follow: timers due by then fire
+    /// in the next round. Time never goes back, as on the IC.
+    pub fn set_time(&mut self, time: u64) -> Result<(), String> {
+        if time < self.last_time {
+            return Err(format!(
+                "the time cannot go back: it is {} ns since the epoch and {time} was asked",
+                self.last_time
+            ));
+        }
+        self.last_time = time;
+        Ok(())
     }
 
     pub fn subnet_id(&self) -> Principal {
@@ -441,6 +477,26 @@ impl Replica {
     /// The canisters on this replica.
     pub fn canister_ids(&self) -> Vec<Principal> {
         self.subnet.canisters.keys().copied().collect()
+    }
+
+    /// A canister's cycle balance; `None` when there is no such canister.
+    pub fn cycles_of(&self, canister_id: &Principal) -> Option<u128> {
+        let canister = self.subnet.canisters.get(canister_id)?;
+        Some(canister.state.cycles)
+    }
+
+    /// A canister's stable memory as it is now; empty without code.
+    pub fn stable_memory(&mut self, canister_id: &Principal) -> Result<Vec<u8>, Reject> {
+        self.subnet.canister_mut(canister_id)?;
+        self.subnet.save_memories();
+        let canister = &self.subnet.canisters[canister_id];
+        let Some(code) = &canister.state.code else {
+            return Ok(Vec::new());
+        };
+        code.stable
+            .read(&self.subnet.store, 0, code.stable.len)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| Reject::new(ErrorCode::CanisterRejectedMessage, e.to_string()))
     }
 
     /// An update call from `sender` (as ingress): to a canister, or to the management
@@ -510,6 +566,24 @@ impl Replica {
         }
         self.checkpoint_if_due();
         Ok(number)
+    }
+
+    /// Whether an ingress update would be taken in — the checks `submit` makes first (its
+    /// size, the canister's state and method, `canister_inspect_message`) — without taking
+    /// it in: for a submitter that holds messages until a later round.
+    pub fn check_ingress(
+        &mut self,
+        sender: Principal,
+        canister_id: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<(), Reject> {
+        check_arg_size(arg)?;
+        if canister_id == Principal::management_canister() || system_canisters::handles(canister_id)
+        {
+            return Ok(());
+        }
+        self.filter(sender, canister_id, method, arg, self.last_time)
     }
 
     /// The management canister and the system canisters answer ingress at once, on the
@@ -773,6 +847,12 @@ fn tagged(tag: &[u8], number: u64, answer: Option<&Result<Vec<u8>, Reject>>) -> 
         number,
         answer: answer.cloned(),
     })
+}
+
+fn wall_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Refuses an argument larger than an ingress message may carry.

@@ -4,7 +4,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -50,89 +53,205 @@ struct Shared {
     processing: Mutex<Processing>,
     /// Certifies the answers of synchronous calls, many under one signature.
     answers: batch::Batches,
+    /// Whether the clock runs rounds by itself (`Instance::auto_progress`).
+    auto_progress: AtomicBool,
 }
 
-/// A running server.
-pub struct Server {
+/// One replica served over the IC HTTP interface: the endpoints' shared state, and the
+/// clock that runs its rounds. A server holds one (`serve`), or many (the PocketIC
+/// interface), each behind its own routes.
+pub struct Instance {
+    shared: Arc<Shared>,
+    /// Stopped when the instance is.
+    clock: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Instance {
+    /// Serves `replica`, signing with `keys`; its clock runs rounds on the current tokio
+    /// runtime.
+    pub fn start(mut replica: Replica, keys: Keys) -> Result<Self, crate::StoreError> {
+        let (history, history_log, processing) = restore_history(&mut replica)?;
+        let journal = replica.journal_syncer()?;
+        let shared = Arc::new(Shared {
+            journal,
+            replica: Mutex::new(replica),
+            keys,
+            history: Mutex::new(history),
+            history_log: Mutex::new(history_log),
+            processing: Mutex::new(processing),
+            answers: batch::Batches::default(),
+            auto_progress: AtomicBool::new(true),
+        });
+        let clock = Some(tokio::spawn(rounds(shared.clone())));
+        Ok(Self { shared, clock })
+    }
+
+    /// The IC HTTP interface of this replica: `/api/v2/status`, and the canister and subnet
+    /// endpoints under `/api/v2|v3|v4`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/v2/status", get(status))
+            .route(
+                "/api/{version}/canister/{id}/{kind}",
+                post(canister_endpoint),
+            )
+            .route(
+                "/api/{version}/subnet/{id}/read_state",
+                post(subnet_read_state),
+            )
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.shared.clone())
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.shared.keys
+    }
+
+    /// The replica, locked: for what the IC HTTP interface has no endpoint for.
+    pub fn replica(&self) -> MutexGuard<'_, Replica> {
+        self.shared.replica.lock().expect("not poisoned")
+    }
+
+    /// Whether rounds run by themselves, every second, with time following the wall
+    /// clock; without, time stands still and rounds run only when asked (`Replica::tick`).
+    pub fn auto_progress(&self) -> bool {
+        self.shared.auto_progress.load(Ordering::SeqCst)
+    }
+
+    pub fn set_auto_progress(&self, on: bool) {
+        self.replica().set_manual_clock(!on);
+        self.shared.auto_progress.store(on, Ordering::SeqCst);
+    }
+
+    /// Stops the clock and closes the replica (a checkpoint), once the requests that hold
+    /// it have ended: its state directory is free for another when this returns.
+    pub async fn stop(mut self) {
+        if let Some(clock) = self.clock.take() {
+            clock.abort();
+            let _ = clock.await;
+        }
+        let mut shared = self.shared.clone();
+        drop(self);
+        loop {
+            match Arc::try_unwrap(shared) {
+                Ok(alone) => {
+                    let _ = tokio::task::spawn_blocking(move || drop(alone)).await;
+                    return;
+                }
+                Err(held) => {
+                    shared = held;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(clock) = &self.clock {
+            clock.abort();
+        }
+    }
+}
+
+/// A listening socket serving a router, until stopped.
+pub struct Listener {
     pub address: SocketAddr,
-    pub root_key: Vec<u8>,
-    /// When the last request came (or the server started).
-    last_request: Arc<Mutex<std::time::Instant>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Server {
-    /// How long no request has come.
-    pub fn idle_for(&self) -> Duration {
-        self.last_request.lock().expect("not poisoned").elapsed()
+impl Listener {
+    /// Serves `app` on `address` (port 0: any free port), letting browsers on any origin
+    /// use it.
+    pub async fn bind(app: Router, address: SocketAddr) -> std::io::Result<Self> {
+        let app = app
+            .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
+            .layer(middleware::from_fn(allow_any_origin));
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            address,
+            shutdown,
+            task,
+        })
     }
 
-    /// Stops accepting requests and waits for the ones in flight; the state is committed
-    /// after every change, so nothing is lost.
+    /// Stops accepting requests and waits for the ones in flight.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }
 }
 
+/// A running server of one replica.
+pub struct Server {
+    pub address: SocketAddr,
+    pub root_key: Vec<u8>,
+    /// When the last request came (or the server started).
+    last_request: LastRequest,
+    listener: Listener,
+    instance: Instance,
+}
+
+impl Server {
+    /// How long no request has come.
+    pub fn idle_for(&self) -> Duration {
+        self.last_request.idle_for()
+    }
+
+    /// Stops accepting requests and waits for the ones in flight; the state is committed
+    /// after every change, so nothing is lost.
+    pub async fn stop(self) {
+        self.listener.stop().await;
+        self.instance.stop().await;
+    }
+}
+
 /// Serves `replica` on `address` (use port 0 for any free port).
-pub async fn serve(
-    mut replica: Replica,
-    keys: Keys,
-    address: SocketAddr,
-) -> std::io::Result<Server> {
+pub async fn serve(replica: Replica, keys: Keys, address: SocketAddr) -> std::io::Result<Server> {
     let root_key = keys.root_der.clone();
-    let (history, history_log, processing) =
-        restore_history(&mut replica).map_err(std::io::Error::other)?;
-    let journal = replica.journal_syncer().map_err(std::io::Error::other)?;
-    let last_request = Arc::new(Mutex::new(std::time::Instant::now()));
-    let shared = Arc::new(Shared {
-        journal,
-        replica: Mutex::new(replica),
-        keys,
-        history: Mutex::new(history),
-        history_log: Mutex::new(history_log),
-        processing: Mutex::new(processing),
-        answers: batch::Batches::default(),
-    });
-    let app = Router::new()
-        .route("/api/v2/status", get(status))
-        .route(
-            "/api/{version}/canister/{id}/{kind}",
-            post(canister_endpoint),
-        )
-        .route(
-            "/api/{version}/subnet/{id}/read_state",
-            post(subnet_read_state),
-        )
-        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(allow_any_origin))
-        .layer(middleware::from_fn_with_state(
-            last_request.clone(),
-            note_request,
-        ))
-        .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    let address = listener.local_addr()?;
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let clock = tokio::spawn(rounds(shared));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        clock.abort();
-    });
+    let instance = Instance::start(replica, keys).map_err(std::io::Error::other)?;
+    let last_request = LastRequest::default();
+    let app = last_request.noted(instance.router());
+    let listener = Listener::bind(app, address).await?;
     Ok(Server {
-        address,
+        address: listener.address,
         root_key,
         last_request,
-        shutdown,
-        task,
+        listener,
+        instance,
     })
+}
+
+/// When the last request came, for a server that ends when idle (`--ttl`).
+#[derive(Clone)]
+pub struct LastRequest(Arc<Mutex<std::time::Instant>>);
+
+impl Default for LastRequest {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(std::time::Instant::now())))
+    }
+}
+
+impl LastRequest {
+    pub fn idle_for(&self) -> Duration {
+        self.0.lock().expect("not poisoned").elapsed()
+    }
+
+    /// `app`, noting each request's arrival here.
+    pub fn noted(&self, app: Router) -> Router {
+        app.layer(middleware::from_fn_with_state(self.clone(), note_request))
+    }
 }
 
 /// The side log the ingress history is kept in.
@@ -161,10 +280,11 @@ async fn rounds(shared: Arc<Shared>) {
         clock.tick().await;
         let shared = shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let mut replica = shared.replica.lock().expect("not poisoned");
-            let _ = replica.tick();
-            shared.settle(&mut replica);
-            drop(replica);
+            if shared.auto_progress.load(Ordering::SeqCst) {
+                let mut replica = shared.replica.lock().expect("not poisoned");
+                let _ = replica.tick();
+                shared.settle(&mut replica);
+            }
             shared.make_all_durable();
             if second % COMPACT_EVERY_S == 0 {
                 shared.compact_history();
@@ -178,13 +298,8 @@ async fn rounds(shared: Arc<Shared>) {
 /// running for days keeps minutes of calls on disk, not days.
 const COMPACT_EVERY_S: u64 = 60;
 
-/// Notes when each request comes, for a server that ends when idle (`--ttl`).
-async fn note_request(
-    State(last): State<Arc<Mutex<std::time::Instant>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    *last.lock().expect("not poisoned") = std::time::Instant::now();
+async fn note_request(State(last): State<LastRequest>, request: Request, next: Next) -> Response {
+    *last.0.lock().expect("not poisoned") = std::time::Instant::now();
     next.run(request).await
 }
 
@@ -724,10 +839,7 @@ fn state_tree(
     let mut root = Node::empty();
     root.set(&[b"time"], tree::leb128(now()));
     let subnet = keys.subnet_id.as_slice();
-    let ranges = vec![(
-        Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]),
-        Principal::from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 1]),
-    )];
+    let ranges = vec![crate::ids::canister_range()];
     let ranges_cbor = tree::cbor(&ranges);
     root.set(&[b"subnet", subnet, b"public_key"], keys.root_der.clone());
     root.set(

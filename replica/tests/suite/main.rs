@@ -23,6 +23,7 @@ mod ledgers;
 mod lifecycle_rules;
 mod load;
 mod motoko;
+mod pocket_ic;
 mod serve_killed;
 mod snapshots;
 mod store;

@@ -108,7 +108,7 @@ impl Run for Serve {
             .state
             .unwrap_or_else(|| project::state_dir().join("embedded"));
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-        replica::http::run_until_signal(&dir, address, None, |server| {
+        replica::http::run_until_signal(&dir, address, replica::http::Limits::forever(), |server| {
             // Whoever started the server may stop reading its output; it serves on regardless.
             use std::io::Write;
             let mut out = std::io::stdout();
