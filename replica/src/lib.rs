@@ -19,6 +19,7 @@ mod management;
 mod queue;
 mod replica;
 mod scheduler;
+pub mod snapshot_files;
 pub mod store;
 mod subnet;
 mod system_canisters;

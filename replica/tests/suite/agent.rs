@@ -26,7 +26,9 @@ async fn manage<R: CandidType + serde::de::DeserializeOwned>(
     Decode!(&reply, R).unwrap()
 }
 
-async fn lifecycle(url: &str, identity: impl Identity + 'static) {
+/// The chat's lifecycle through ic-agent at `url`, as `identity`; returns the chat, whose
+/// messages end as `["Hi there!"]`.
+pub async fn lifecycle(url: &str, identity: impl Identity + 'static) -> Principal {
     let agent = Agent::builder()
         .with_url(url)
         .with_identity(identity)
@@ -114,6 +116,7 @@ async fn lifecycle(url: &str, identity: impl Identity + 'static) {
         .await
         .unwrap();
     assert!(String::from_utf8(candid).unwrap().contains("remove_spam"));
+    chat
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod calls;
 mod chat_lifecycle;
 mod command_line;
 mod crash;
+mod dfx_sequence;
 mod dirty_pages;
 mod disk_full;
 mod execution;

@@ -88,6 +88,41 @@ fn the_chat_lifecycle_runs_with_snapshots_taken_listed_loaded_and_deleted() {
 }
 
 #[test]
+fn a_snapshot_downloaded_in_dfxs_layout_uploads_to_another_instance() {
+    let pic = builder().build();
+    let chat = deploy(&pic, chat_wasm());
+    append(&pic, chat, "carried over");
+    pic.stop_canister(chat, Some(user())).unwrap();
+    let snapshot = pic
+        .take_canister_snapshot(chat, Some(user()), None)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let download = dir.path().join("snapshot");
+    pic.canister_snapshot_download(chat, user(), snapshot.id, download.clone());
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(download.join("metadata.json")).unwrap()).unwrap();
+    let module = std::fs::read(download.join("wasm_module.bin")).unwrap();
+    assert_eq!(module, chat_wasm());
+    assert_eq!(metadata["wasm_module_size"], module.len());
+    assert_eq!(
+        metadata["stable_memory_size"],
+        std::fs::metadata(download.join("stable_memory.bin"))
+            .unwrap()
+            .len()
+    );
+
+    let other = builder().build();
+    let copy = deploy(&other, chat_wasm());
+    other.stop_canister(copy, Some(user())).unwrap();
+    let uploaded = other.canister_snapshot_upload(copy, user(), None, download);
+    other
+        .load_canister_snapshot(copy, Some(user()), uploaded)
+        .unwrap();
+    other.start_canister(copy, Some(user())).unwrap();
+    assert_eq!(dump(&other, copy), ["carried over"]);
+}
+
+#[test]
 fn management_calls_from_someone_else_get_the_ics_reject() {
     let pic = builder().build();
     let chat = deploy(&pic, chat_wasm());

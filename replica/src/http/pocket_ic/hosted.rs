@@ -7,7 +7,8 @@ use candid::Principal;
 
 use super::calls::Calls;
 use super::wire::{
-    CanisterIdRange, InitialTime, InstanceConfig, RawCanisterId, SubnetConfig, SubnetSpec, Topology,
+    CanisterIdRange, InitialTime, InstanceConfig, RawCanisterId, RawNodeId, SubnetConfig,
+    SubnetSpec, Topology,
 };
 use crate::Replica;
 use crate::http::Instance;
@@ -52,7 +53,7 @@ impl Hosted {
         };
         replica.set_manual_clock(!auto);
         let keys = replica.keys().map_err(|e| e.to_string())?;
-        let topology = topology(keys.subnet_id, kind);
+        let topology = topology(keys.subnet_id, keys.node_id, kind);
         let instance = Instance::start(replica, keys).map_err(|e| e.to_string())?;
         instance.set_auto_progress(auto);
         Ok(Self {
@@ -135,7 +136,7 @@ fn refuse_features(config: &InstanceConfig) -> Result<(), String> {
 }
 
 /// The topology of a replica with subnet `subnet`: every canister id is its.
-fn topology(subnet: Principal, kind: &'static str) -> Topology {
+fn topology(subnet: Principal, node: Principal, kind: &'static str) -> Topology {
     let (start, end) = crate::ids::canister_range();
     let config = SubnetConfig {
         subnet_kind: kind,
@@ -149,6 +150,10 @@ fn topology(subnet: Principal, kind: &'static str) -> Topology {
         canister_ranges: vec![CanisterIdRange {
             start: start.into(),
             end: end.into(),
+        }],
+        size: 1,
+        node_ids: vec![RawNodeId {
+            node_id: node.as_slice().to_vec(),
         }],
     };
     Topology {

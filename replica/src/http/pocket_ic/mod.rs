@@ -8,6 +8,7 @@
 mod calls;
 mod hosted;
 mod operations;
+mod snapshot_dir;
 mod wire;
 
 use std::{
@@ -514,7 +515,8 @@ async fn get_blob(State(registry): State<Arc<Registry>>, Path(id): Path<String>)
 }
 
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    text.len().is_multiple_of(2)
+    text.len()
+        .is_multiple_of(2)
         .then(|| {
             (0..text.len())
                 .step_by(2)

@@ -24,7 +24,7 @@ pub fn run(hosted: &Hosted, kind: &str, name: &str, body: &[u8]) -> Result<Value
             nanos_since_epoch: replica.time(),
         }),
         ("read", "query") => query(replica, parse(body)?),
-        ("read", "ingress_status") => ingress_status(hosted, parse(body)?),
+        ("read", "ingress_status") => ingress_status(hosted, replica, parse(body)?),
         ("read", "get_cycles") => {
             let id = canister(parse(body)?)?;
             let cycles = replica.cycles_of(&id).ok_or_else(|| not_found(&id))?;
@@ -79,6 +79,12 @@ pub fn run(hosted: &Hosted, kind: &str, name: &str, body: &[u8]) -> Result<Value
         ("update", "set_stable_memory") => Err(bad(
             "set_stable_memory is not served by this replica: its state changes only through journaled messages; write stable memory through the canister, or load a snapshot",
         )),
+        ("update", "canister_snapshot_download") => {
+            super::snapshot_dir::download(replica, parse(body)?)
+        }
+        ("update", "canister_snapshot_upload") => {
+            super::snapshot_dir::upload(replica, parse(body)?)
+        }
         ("update", "mock_canister_http" | "mock_flexible_canister_http") => Err(bad(
             "this replica makes no HTTP outcalls, so there is none to answer",
         )),
@@ -97,7 +103,7 @@ fn json(value: &impl Serialize) -> Result<Value, Failure> {
     serde_json::to_value(value).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-fn bad(message: impl Into<String>) -> Failure {
+pub fn bad(message: impl Into<String>) -> Failure {
     (StatusCode::BAD_REQUEST, message.into())
 }
 
@@ -142,12 +148,22 @@ fn submit(
     json(&result)
 }
 
-fn ingress_status(hosted: &Hosted, args: wire::RawIngressStatusArgs) -> Result<Value, Failure> {
+/// A message's status. With auto progress the rounds that ran by themselves may have
+/// answered it (dfx's `--impersonate` polls without ticking), so their answers are taken
+/// first.
+fn ingress_status(
+    hosted: &Hosted,
+    replica: &mut Replica,
+    args: wire::RawIngressStatusArgs,
+) -> Result<Value, Failure> {
     let caller = match &args.raw_caller {
         Some(caller) => Some(principal(&caller.principal_id, "caller").map_err(bad)?),
         None => None,
     };
-    let calls = hosted.calls.lock().expect("not poisoned");
+    let mut calls = hosted.calls.lock().expect("not poisoned");
+    if hosted.instance.auto_progress() {
+        calls.take_in(replica);
+    }
     match calls.status(&args.raw_message_id.message_id, caller) {
         Status::Unknown => json(&None::<()>),
         Status::Answered(answer) => json(&Some(RawCanisterResult::of(answer, true))),

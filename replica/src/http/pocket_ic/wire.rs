@@ -134,6 +134,15 @@ pub struct SubnetConfig {
     pub subnet_seed: [u8; 32],
     pub instruction_config: &'static str,
     pub canister_ranges: Vec<CanisterIdRange>,
+    /// Older clients' fields (pic-js reads `size`): one node.
+    pub size: u64,
+    pub node_ids: Vec<RawNodeId>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct RawNodeId {
+    #[serde(with = "b64")]
+    pub node_id: Vec<u8>,
 }
 
 #[derive(Serialize, Clone)]
@@ -261,6 +270,30 @@ pub struct RawAddCycles {
 pub struct RawStableMemory {
     #[serde(with = "b64")]
     pub blob: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+pub struct RawCanisterSnapshotDownload {
+    pub sender: RawPrincipalId,
+    pub canister_id: RawCanisterId,
+    #[serde(with = "b64")]
+    pub snapshot_id: Vec<u8>,
+    pub snapshot_dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+pub struct RawCanisterSnapshotUpload {
+    pub sender: RawPrincipalId,
+    pub canister_id: RawCanisterId,
+    #[serde(default)]
+    pub replace_snapshot: Option<RawCanisterSnapshotId>,
+    pub snapshot_dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RawCanisterSnapshotId {
+    #[serde(with = "b64")]
+    pub snapshot_id: Vec<u8>,
 }
 
 /// A principal from its bytes, or what was wrong with them.
