@@ -33,20 +33,27 @@ fn start_server(tmp: &Path) -> (Child, SocketAddr) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    loop {
-        let written = std::fs::read_to_string(&port_file).unwrap_or_default();
-        if let Some(port) = written.strip_suffix('\n') {
-            let port: u16 = port.trim().parse().unwrap();
-            return (child, SocketAddr::from(([127, 0, 0, 1], port)));
-        }
-        if started.elapsed() > Duration::from_secs(60) {
+    match port_of(&port_file) {
+        Some(port) => (child, SocketAddr::from(([127, 0, 0, 1], port))),
+        None => {
             child.kill().unwrap();
             child.wait().unwrap();
             panic!("no port file");
         }
+    }
+}
+
+/// The port written to `port_file`, waiting up to a minute for it.
+fn port_of(port_file: &Path) -> Option<u16> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let written = std::fs::read_to_string(port_file).unwrap_or_default();
+        if let Some(port) = written.strip_suffix('\n') {
+            return port.trim().parse().ok();
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    None
 }
 
 /// The body of dfx 0.32's `POST /instances` for `dfx start` on the default network.
