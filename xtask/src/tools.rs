@@ -47,6 +47,24 @@ pub fn install_motoko() -> Result<PathBuf> {
     project_tools::install_motoko(project::root()).map_err(anyhow::Error::msg)
 }
 
+/// Installs the PocketIC clients the replica's PocketIC server is tested with: @dfinity/pic
+/// from npm into `.tools/pic-js/`, and the Python pocket-ic from PyPI into a virtual
+/// environment in `.tools/pic-python/` (once each).
+pub fn install_pocket_ic_clients() -> Result<()> {
+    let root = project::root();
+    if !project_tools::pic_js_modules(root).is_dir() {
+        preflight::npm()?;
+        eprintln!(
+            "installing the PocketIC clients ({} from npm, {} from PyPI) into .tools/",
+            project_tools::PIC_JS_PACKAGE,
+            project_tools::PIC_PYTHON_PACKAGE
+        );
+    }
+    project_tools::install_pic_js(root).map_err(anyhow::Error::msg)?;
+    project_tools::install_pic_python(root).map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
 /// Builds the replica binary (a no-op when it is current) and returns its path.
 pub fn replica_binary() -> Result<PathBuf> {
     let binary = project::target_dir().join("debug/replica");

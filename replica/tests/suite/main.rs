@@ -25,6 +25,7 @@ mod lifecycle_rules;
 mod load;
 mod motoko;
 mod pocket_ic;
+mod pocket_ic_clients;
 mod serve_killed;
 mod snapshots;
 mod store;
