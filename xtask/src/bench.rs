@@ -89,7 +89,7 @@ pub fn run(quick: bool) -> Result<()> {
     let artifact = build::build()?;
     let started = Instant::now();
     let mut figures = canister_size(&artifact);
-    for bench in ["snapshot", "calls"] {
+    for bench in ["snapshot", "calls", "pocket_ic"] {
         figures.extend(replica_bench(bench, quick, &artifact.wasm)?);
     }
     figures.extend(lifecycle(quick, &artifact.wasm)?);
@@ -168,6 +168,7 @@ fn replica_bench(bench: &str, quick: bool, wasm: &Path) -> Result<Vec<Figure>> {
         "{cargo} bench --locked -p xtask -p replica-bench {options...} --bench {bench} -- {args...}"
     )
     .env(CHAT_WASM_ENV, wasm)
+    .env("REPLICA_BIN", tools::replica_binary()?)
     .read()
     .with_context(|| format!("the {bench} bench failed"))?;
     output

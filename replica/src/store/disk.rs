@@ -28,7 +28,9 @@ pub fn create_dirs(dir: &Path) -> Result<(), StoreError> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
     for created in missing.iter().rev() {
-        sync_dir(created.parent().unwrap_or(Path::new(".")))?;
+        // A relative path's first component has the empty path as its parent: the cwd.
+        let parent = created.parent().filter(|p| !p.as_os_str().is_empty());
+        sync_dir(parent.unwrap_or(Path::new(".")))?;
     }
     #[cfg(feature = "fault-points")]
     power_loss::watch(dir);

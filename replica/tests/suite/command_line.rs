@@ -60,9 +60,10 @@ fn an_unknown_flag_is_refused_with_the_usage_and_nothing_is_made() {
 fn the_port_file_is_claimed_once_written_when_listening_and_removed_when_idle() {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("pocket_ic.port");
+    // A relative state directory, whose parent is the empty path.
     let mut first = replica()
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .current_dir(dir.path())
+        .args(["--state-dir", "state"])
         .arg("--port-file")
         .arg(&port_file)
         .args(["--ttl", "2"])

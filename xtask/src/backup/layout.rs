@@ -9,8 +9,8 @@ use ic_management_canister_types::ReadCanisterSnapshotMetadataResult as Metadata
 
 use crate::project;
 
-pub const METADATA: &str = "metadata.json";
-pub const CHUNK_STORE: &str = "wasm_chunk_store";
+pub use replica::snapshot_files::{CHUNK_STORE, METADATA};
+use replica::snapshot_files::{STABLE_MEMORY, WASM_MEMORY, WASM_MODULE};
 
 /// The three memories a snapshot holds, in the order the tools transfer them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +25,9 @@ impl Blob {
 
     pub fn file_name(self) -> &'static str {
         match self {
-            Blob::Module => "wasm_module.bin",
-            Blob::Heap => "wasm_memory.bin",
-            Blob::Stable => "stable_memory.bin",
+            Blob::Module => WASM_MODULE,
+            Blob::Heap => WASM_MEMORY,
+            Blob::Stable => STABLE_MEMORY,
         }
     }
 
@@ -66,7 +66,7 @@ impl Layout {
 
     pub fn chunk(&self, hash: &[u8]) -> PathBuf {
         self.chunk_store()
-            .join(format!("{}.bin", project::hex(hash)))
+            .join(replica::snapshot_files::chunk_file(hash))
     }
 
     pub fn has_metadata(&self) -> bool {
