@@ -116,9 +116,12 @@ fn main() {
     }
 }
 
+/// A call: canister, method, argument, whether an update; its reply.
+type Call<'a> = dyn FnMut(Principal, &str, Vec<u8>, bool) -> Vec<u8> + 'a;
+
 /// The chat's lifecycle: create, install, three appends, a snapshot, the bug, the restore,
 /// each call through `call(canister, method, arg, is_update)`.
-fn lifecycle(wasm: &[u8], call: &mut dyn FnMut(Principal, &str, Vec<u8>, bool) -> Vec<u8>) {
+fn lifecycle(wasm: &[u8], call: &mut Call) {
     let management = Principal::management_canister();
     let create = ic::ProvisionalCreateCanisterWithCyclesArgs {
         amount: None,
@@ -234,7 +237,7 @@ fn start(binary: &Path, dir: &Path, args: &[&str], ready_path: &str) -> (Child, 
     let port_file = dir.join("port");
     let _ = std::fs::remove_file(&port_file);
     let started = Instant::now();
-    let child = Command::new(binary)
+    let mut child = Command::new(binary)
         .args(args)
         .arg("--port-file")
         .arg(&port_file)
@@ -242,23 +245,30 @@ fn start(binary: &Path, dir: &Path, args: &[&str], ready_path: &str) -> (Child, 
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    loop {
-        if let Ok(written) = std::fs::read_to_string(&port_file)
+    if ready(&port_file, ready_path, started) {
+        return (child, started.elapsed());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not start");
+}
+
+/// Waits up to a minute from `started` for the port file, then a 200 from `ready_path`.
+fn ready(port_file: &Path, ready_path: &str, started: Instant) -> bool {
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Ok(written) = std::fs::read_to_string(port_file)
             && let Some(port) = written.strip_suffix('\n')
         {
             let address = SocketAddr::from(([127, 0, 0, 1], port.parse().unwrap()));
             let head = format!("GET {ready_path} HTTP/1.1\r\nHost: {address}");
             let (answer, _) = http_client::exchange(address, &head, &[]);
             if answer.starts_with("HTTP/1.1 200") {
-                return (child, started.elapsed());
+                return true;
             }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server did not start"
-        );
         std::thread::sleep(Duration::from_millis(1));
     }
+    false
 }
 
 fn address(dir: &Path) -> SocketAddr {
