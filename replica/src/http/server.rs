@@ -87,7 +87,7 @@ impl Instance {
     }
 
     /// The IC HTTP interface of this replica: `/api/v2/status`, and the canister and subnet
-    /// endpoints under `/api/v2|v3|v4`.
+    /// endpoints under `/api/v2|v3|v4`, for browsers on any origin too.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/api/v2/status", get(status))
@@ -99,7 +99,9 @@ impl Instance {
                 "/api/{version}/subnet/{id}/read_state",
                 post(subnet_read_state),
             )
+            .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn(allow_any_origin))
             .with_state(self.shared.clone())
     }
 
@@ -163,12 +165,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Serves `app` on `address` (port 0: any free port), letting browsers on any origin
-    /// use it.
+    /// Serves `app` on `address` (port 0: any free port).
     pub async fn bind(app: Router, address: SocketAddr) -> std::io::Result<Self> {
-        let app = app
-            .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint on this replica") })
-            .layer(middleware::from_fn(allow_any_origin));
         let listener = tokio::net::TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

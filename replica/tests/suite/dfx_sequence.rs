@@ -280,3 +280,45 @@ fn what_the_replica_cannot_be_is_refused_in_pocketics_error_shape() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The REST interface calls as anyone, so no web page may drive it: a cross-origin
+/// preflight gets no CORS header, and a "simple" text/plain POST (which needs none) is
+/// refused before it runs.
+#[test]
+fn a_web_page_cannot_drive_the_rest_interface() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, server) = start_server(tmp.path());
+    let (id, _) = create_instance(server, &tmp.path().join("state"), 0);
+    let preflight = format!(
+        "OPTIONS /instances/{id}/update/add_cycles HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type"
+    );
+    let (answer, _) = exchange(server, &preflight, &[]);
+    assert!(
+        !answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin"),
+        "{answer}"
+    );
+    let body = br#"{"subnet_config_set":{}}"#;
+    let simple = format!(
+        "POST /instances HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: {}",
+        body.len()
+    );
+    let (answer, refused) = exchange(server, &simple, body);
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    let refused: serde_json::Value = serde_json::from_slice(&refused).unwrap();
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type: application/json")
+    );
+    let (_, listed) = json_request(server, "GET", "/instances", &serde_json::Value::Null);
+    assert_eq!(
+        listed,
+        serde_json::json!(["Available"]),
+        "no second instance"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

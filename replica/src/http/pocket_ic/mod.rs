@@ -105,6 +105,7 @@ pub async fn serve(address: SocketAddr) -> std::io::Result<Server> {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_only))
         .with_state(registry.clone());
     let listener = Listener::bind(last_request.noted(app), address).await?;
     Ok(Server {
@@ -113,6 +114,34 @@ pub async fn serve(address: SocketAddr) -> std::io::Result<Server> {
         registry,
         listener,
     })
+}
+
+/// Refuses a POST whose body is not declared JSON (blobs aside). No CORS header is ever
+/// sent here, so a web page cannot send JSON cross-origin (the browser's preflight fails);
+/// and, with this, not a "simple" text/plain POST either, which needs no preflight: the
+/// REST interface calls as anyone, and no page may drive it.
+async fn json_only(request: Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        });
+    let blob = request.uri().path().starts_with("/blobstore");
+    if request.method() == axum::http::Method::POST && has_body && !json && !blob {
+        return failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request body must be JSON, sent with Content-Type: application/json",
+        );
+    }
+    next.run(request).await
 }
 
 /// PocketIC's error shape: any status but 200, 202 and 409, with `{"message": …}`.
