@@ -96,6 +96,12 @@ enum Entry {
     /// Written after the round before it, when that round's allocator refused stable-memory
     /// grows: which (`canister::grants`), so that its replay refuses the same.
     Refused { grows: Vec<u64> },
+    /// A canister's stable memory set from outside (PocketIC's `set_stable_memory`).
+    SetStable {
+        canister: Principal,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// A canister as the certified state tree shows it.
@@ -244,6 +250,10 @@ impl Replica {
                 None
             }
             Entry::Refused { .. } => None,
+            Entry::SetStable { canister, bytes } => {
+                let _ = self.apply_stable(canister, bytes);
+                None
+            }
         };
         grants::end_round();
         number
@@ -566,6 +576,32 @@ impl Replica {
         }
         self.checkpoint_if_due();
         Ok(number)
+    }
+
+    /// Replaces a canister's stable memory with `bytes`, zero-padded to whole pages, as
+    /// PocketIC's `set_stable_memory` does; journaled, so that it is part of the state.
+    pub fn set_stable_memory(&mut self, canister: Principal, bytes: &[u8]) -> Result<(), Reject> {
+        let canister_state = self.subnet.canister_mut(&canister)?;
+        if canister_state.state.code.is_none() {
+            // Refused before it is journaled, with the canister's own message.
+            return self.apply_stable(&canister, bytes);
+        }
+        self.journal(&Entry::SetStable {
+            canister,
+            bytes: bytes.to_vec(),
+        })?;
+        self.apply_stable(&canister, bytes)?;
+        self.checkpoint_if_due();
+        Ok(())
+    }
+
+    fn apply_stable(&mut self, canister: &Principal, bytes: &[u8]) -> Result<(), Reject> {
+        let subnet = &mut self.subnet;
+        let found = subnet
+            .canisters
+            .get_mut(canister)
+            .ok_or_else(|| crate::subnet::not_found(canister))?;
+        found.set_stable_memory(&mut subnet.store, bytes)
     }
 
     /// Whether an ingress update would be taken in — the checks `submit` makes first (its

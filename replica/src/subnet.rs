@@ -223,7 +223,7 @@ impl Subnet {
     }
 }
 
-fn not_found(id: &Principal) -> Reject {
+pub(crate) fn not_found(id: &Principal) -> Reject {
     Reject::new(
         ErrorCode::CanisterNotFound,
         format!("Canister {id} not found"),

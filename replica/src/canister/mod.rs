@@ -388,6 +388,33 @@ impl Canister {
         }
     }
 
+    /// Replaces the stable memory with `bytes`, zero-padded to whole pages (PocketIC's
+    /// `set_stable_memory`). The live copy is dropped; the next execution loads the new one.
+    pub fn set_stable_memory(&mut self, store: &mut Store, bytes: &[u8]) -> Result<(), Reject> {
+        self.save(store);
+        let id = self.id();
+        let Some(code) = self.state.code.as_mut() else {
+            return Err(Reject::new(
+                ErrorCode::CanisterWasmModuleNotFound,
+                format!(
+                    "Canister {id} has no wasm module: install code before setting its stable memory"
+                ),
+            ));
+        };
+        let pages = (bytes.len() as u64).div_ceil(stable::PAGE);
+        if pages > stable::MAX_PAGES {
+            return Err(Reject::new(
+                ErrorCode::CanisterOutOfMemory,
+                format!("{} bytes exceed the stable memory's limit", bytes.len()),
+            ));
+        }
+        let mut padded = bytes.to_vec();
+        padded.resize((pages * stable::PAGE) as usize, 0);
+        code.stable = MemoryImage::capture(store, &padded, None);
+        self.live = None;
+        Ok(())
+    }
+
     /// Writes the live memories into `state.code` (pages to the store at the next commit),
     /// hashing again only the pages `unsaved` names, when known.
     fn capture(&mut self, store: &mut Store, unsaved: Option<&Unsaved>) {

@@ -49,6 +49,11 @@ async function main() {
   await manage('start_canister', CanisterId, record);
   assert.deepEqual(await chat.dump(), before, 'the snapshot brought the chat back');
 
+  const copyId = await pic.createCanister();
+  await pic.installCode({ canisterId: copyId, wasm: process.env.CHAT_WASM });
+  await pic.setStableMemory(copyId, await pic.getStableMemory(canisterId));
+  assert.deepEqual(await pic.createActor(chatIdl, copyId).dump(), before, 'the stable memory carried the chat');
+
   const start = await pic.getTime();
   await pic.advanceTime(10_000);
   await pic.tick();

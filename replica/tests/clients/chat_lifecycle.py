@@ -51,6 +51,13 @@ def main():
     after = text_list(pic.query_call(chat, "dump", encode([])))
     assert after == before, f"the snapshot brought the chat back: {after}"
 
+    copy = pic.create_canister()
+    with open(os.environ["CHAT_WASM"], "rb") as wasm:
+        pic.install_code(copy, wasm.read(), [])
+    pic.set_stable_memory(copy, pic.get_stable_memory(chat))
+    copied = text_list(pic.query_call(copy, "dump", encode([])))
+    assert copied == before, f"the stable memory carried the chat: {copied}"
+
     start = pic.get_time()["nanos_since_epoch"]
     pic.advance_time(10_000_000_000)
     pic.tick()

@@ -123,6 +123,44 @@ fn a_snapshot_downloaded_in_dfxs_layout_uploads_to_another_instance() {
 }
 
 #[test]
+fn stable_memory_copied_into_another_chat_carries_its_messages_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let pic = builder().with_state_dir(dir.path().to_path_buf()).build();
+    let chat = deploy(&pic, chat_wasm());
+    append(&pic, chat, "in stable memory");
+    let stable = pic.get_stable_memory(chat);
+    assert_eq!(stable.len() % 65536, 0, "whole pages");
+    let copy = deploy(&pic, chat_wasm());
+    assert!(dump(&pic, copy).is_empty());
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzip, &stable).unwrap();
+    pic.set_stable_memory(
+        copy,
+        gzip.finish().unwrap(),
+        pocket_ic::common::rest::BlobCompression::Gzip,
+    );
+    assert_eq!(pic.get_stable_memory(copy), stable);
+    // The chat reads its log from stable memory at each call, so the copy has the message.
+    assert_eq!(dump(&pic, copy), ["in stable memory"]);
+    drop(pic);
+    // It is journaled with the state: the next instance on the directory has it.
+    let pic = builder().with_state_dir(dir.path().to_path_buf()).build();
+    assert_eq!(dump(&pic, copy), ["in stable memory"]);
+    let no_code = pic.create_canister_with_settings(Some(user()), None);
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pic.set_stable_memory(
+            no_code,
+            vec![1],
+            pocket_ic::common::rest::BlobCompression::NoCompression,
+        )
+    }));
+    assert!(
+        refused.is_err(),
+        "a canister without code has no stable memory to set"
+    );
+}
+
+#[test]
 fn management_calls_from_someone_else_get_the_ics_reject() {
     let pic = builder().build();
     let chat = deploy(&pic, chat_wasm());

@@ -303,8 +303,18 @@ async fn operation(
         Ok(hosted) => hosted,
         Err(missing) => return missing.into_response(),
     };
-    let ran =
-        tokio::task::spawn_blocking(move || operations::run(&hosted, &kind, &name, &body)).await;
+    let ran = tokio::task::spawn_blocking(move || {
+        let blobs = |id: &[u8]| {
+            registry
+                .blobs
+                .lock()
+                .expect("not poisoned")
+                .get(id)
+                .cloned()
+        };
+        operations::run(&hosted, &kind, &name, &body, &blobs)
+    })
+    .await;
     match ran {
         Ok(Ok(reply)) => Json(reply).into_response(),
         Ok(Err((status, message))) => failure(status, message),

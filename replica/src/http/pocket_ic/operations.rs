@@ -14,8 +14,17 @@ use crate::Replica;
 
 pub type Failure = (StatusCode, String);
 
+/// A blob of the server's store, by id.
+pub type Blobs<'a> = dyn Fn(&[u8]) -> Option<Vec<u8>> + 'a;
+
 /// Runs operation `kind/name` (`read/query`, `update/tick`, …) with `body`.
-pub fn run(hosted: &Hosted, kind: &str, name: &str, body: &[u8]) -> Result<Value, Failure> {
+pub fn run(
+    hosted: &Hosted,
+    kind: &str,
+    name: &str,
+    body: &[u8],
+    blobs: &Blobs,
+) -> Result<Value, Failure> {
     let mut replica = hosted.instance.replica();
     let replica = &mut *replica;
     match (kind, name) {
@@ -76,9 +85,18 @@ pub fn run(hosted: &Hosted, kind: &str, name: &str, body: &[u8]) -> Result<Value
             json(&())
         }
         ("update", "add_cycles") => add_cycles(replica, parse(body)?),
-        ("update", "set_stable_memory") => Err(bad(
-            "set_stable_memory is not served by this replica: its state changes only through journaled messages; write stable memory through the canister, or load a snapshot",
-        )),
+        ("update", "set_stable_memory") => {
+            let args: wire::RawSetStableMemory = parse(body)?;
+            let id = canister(wire::RawCanisterId {
+                canister_id: args.canister_id,
+            })?;
+            let bytes = blobs(&args.blob_id.0)
+                .ok_or_else(|| bad("there is no such blob: upload it to /blobstore first"))?;
+            replica
+                .set_stable_memory(id, &bytes)
+                .map_err(|r| bad(r.message))?;
+            json(&())
+        }
         ("update", "canister_snapshot_download") => {
             super::snapshot_dir::download(replica, parse(body)?)
         }

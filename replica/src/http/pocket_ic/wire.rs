@@ -273,6 +273,16 @@ pub struct RawStableMemory {
 }
 
 #[derive(Deserialize)]
+pub struct RawSetStableMemory {
+    #[serde(with = "b64")]
+    pub canister_id: Vec<u8>,
+    pub blob_id: BlobId,
+}
+
+#[derive(Deserialize)]
+pub struct BlobId(#[serde(with = "b64")] pub Vec<u8>);
+
+#[derive(Deserialize)]
 pub struct RawCanisterSnapshotDownload {
     pub sender: RawPrincipalId,
     pub canister_id: RawCanisterId,
