@@ -18,6 +18,7 @@ pub enum RejectCode {
 /// The IC's error codes (`IC0xxx`); the first digit is the reject code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorCode {
+    CanisterIdAlreadyExists = 205,
     CanisterNotFound = 301,
     CanisterSnapshotNotFound = 305,
     CanisterRejectedMessage = 406,

@@ -244,7 +244,16 @@ impl Call<'_> {
             Some(amount) => u128::try_from(amount.0).unwrap_or(u128::MAX),
             None => DEFAULT_CYCLES,
         };
-        self.create_with(args.settings, cycles.min(u128::from(u64::MAX)))
+        // A development network honours `specified_id` (PocketIC does; the IC ignores it).
+        let canister_id = create(
+            self.subnet,
+            args.specified_id,
+            self.sender,
+            self.time,
+            args.settings,
+            cycles.min(u128::from(u64::MAX)),
+        )?;
+        Ok(ic::CanisterIdRecord { canister_id })
     }
 
     /// Only canisters may call `create_canister`: the cycles they attach pay for it and
@@ -297,7 +306,7 @@ impl Call<'_> {
         settings: Option<ic::CanisterSettings>,
         cycles: u128,
     ) -> Outcome<ic::CanisterIdRecord> {
-        let canister_id = create(self.subnet, self.sender, self.time, settings, cycles)?;
+        let canister_id = create(self.subnet, None, self.sender, self.time, settings, cycles)?;
         Ok(ic::CanisterIdRecord { canister_id })
     }
 
@@ -719,8 +728,10 @@ fn check_room(state: &CanisterState, replace: Option<&SnapshotId>) -> Outcome<()
 }
 
 /// Creates a canister controlled by `controller` (or by the settings' controllers).
+/// Creates a canister: with id `specified`, else the next free one.
 pub(crate) fn create(
     subnet: &mut Subnet,
+    specified: Option<Principal>,
     controller: Principal,
     time: u64,
     settings: Option<ic::CanisterSettings>,
@@ -730,7 +741,16 @@ pub(crate) fn create(
     if let Some(settings) = settings {
         apply_settings(&mut defaults, settings)?;
     }
-    let id = subnet.new_canister_id();
+    let id = match specified {
+        Some(id) if subnet.canisters.contains_key(&id) => {
+            return Err(Reject::new(
+                ErrorCode::CanisterIdAlreadyExists,
+                format!("Canister {id} is already installed."),
+            ));
+        }
+        Some(id) => id,
+        None => subnet.new_canister_id(),
+    };
     let controllers = defaults.controllers.clone();
     let mut state = CanisterState::new(id, defaults, cycles);
     state.record(

@@ -164,10 +164,16 @@ impl Subnet {
         .ingress_filter())
     }
 
+    /// The next id in sequence that no canister has (one may have been created with it as
+    /// its `specified_id`).
     pub(crate) fn new_canister_id(&mut self) -> Principal {
-        let id = ids::canister_id(self.next_canister);
-        self.next_canister += 1;
-        id
+        loop {
+            let id = ids::canister_id(self.next_canister);
+            self.next_canister += 1;
+            if !self.canisters.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// The next ingress message's number.

@@ -151,7 +151,7 @@ fn create_canister(
         .unwrap_or(u128::MAX)
         .min(u128::from(u64::MAX));
     let settings = args.creation_args.and_then(|c| c.settings);
-    let (result, created) = match management::create(subnet, sender, time, settings, cycles) {
+    let (result, created) = match management::create(subnet, None, sender, time, settings, cycles) {
         Ok(canister_id) => {
             let success = CreateCanisterSuccess {
                 block_id: Nat::from(time),

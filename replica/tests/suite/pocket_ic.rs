@@ -161,6 +161,31 @@ fn stable_memory_copied_into_another_chat_carries_its_messages_and_is_kept() {
 }
 
 #[test]
+fn a_canister_is_created_with_the_id_asked_for_once() {
+    let pic = builder().build();
+    let asked = replica::ids::canister_id(1);
+    let made = pic
+        .create_canister_with_id(Some(user()), None, asked)
+        .unwrap();
+    assert_eq!(made, asked);
+    let again = pic
+        .create_canister_with_id(Some(user()), None, asked)
+        .unwrap_err();
+    assert!(again.contains("CanisterIdAlreadyExists"), "{again}");
+    assert!(
+        again.contains(&format!("Canister {asked} is already installed.")),
+        "{again}"
+    );
+    // The ids handed out in sequence pass over the one taken.
+    let first = pic.create_canister_with_settings(Some(user()), None);
+    let second = pic.create_canister_with_settings(Some(user()), None);
+    assert_eq!(
+        [first, second],
+        [replica::ids::canister_id(0), replica::ids::canister_id(2)]
+    );
+}
+
+#[test]
 fn management_calls_from_someone_else_get_the_ics_reject() {
     let pic = builder().build();
     let chat = deploy(&pic, chat_wasm());
