@@ -23,7 +23,7 @@ use candid::{Decode, Encode, Principal};
 use figures::{Spread, report};
 use ic_management_canister_types as ic;
 use replica::Replica;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn main() {
     let binary = PathBuf::from(
@@ -54,7 +54,7 @@ fn main() {
         let mut replica = Replica::open(&dir.path().join("in-process")).unwrap();
         creations.0.push(opened.elapsed());
         let created = Instant::now();
-        let (status, body) = request(
+        let (status, body) = http_client::json(
             address,
             "POST",
             "/instances",
@@ -202,33 +202,21 @@ fn rest_call(
     });
     let at = |op: &str| format!("/instances/{instance}/{op}");
     let (_, result) = if update {
-        let (_, submitted) = request(server, "POST", &at("update/submit_ingress_message"), &call);
-        request(
+        let (_, submitted) =
+            http_client::json(server, "POST", &at("update/submit_ingress_message"), &call);
+        http_client::json(
             server,
             "POST",
             &at("update/await_ingress_message"),
             &submitted["Ok"],
         )
     } else {
-        request(server, "POST", &at("read/query"), &call)
+        http_client::json(server, "POST", &at("read/query"), &call)
     };
     let reply = result["Ok"]
         .as_str()
         .unwrap_or_else(|| panic!("{method}: {result}"));
     STANDARD.decode(reply).unwrap()
-}
-
-fn request(server: SocketAddr, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let body = serde_json::to_vec(body).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}",
-        body.len()
-    );
-    let (head, answer) = http_client::exchange(server, &head, &body);
-    (
-        head[9..12].parse().unwrap(),
-        serde_json::from_slice(&answer).unwrap_or(Value::Null),
-    )
 }
 
 /// Starts the binary with `args` and a port file in `dir`; returns it once `ready_path`

@@ -18,7 +18,7 @@ use candid::{Decode, Encode, Principal};
 use ic_agent::identity::Secp256k1Identity;
 
 use crate::agent::lifecycle;
-use crate::http_client::exchange;
+use crate::http_client::{exchange, json as json_request};
 
 /// dfx's server: `<bin> --port-file <tmp>/pocketic-tmp-port --ttl 2592000 --log-levels
 /// error` in a process group of its own; the port, once the file ends in a newline.
@@ -90,24 +90,6 @@ fn instance_config(state_dir: &Path, gateway_port: u16) -> serde_json::Value {
         "mainnet_nns_subnet_id": null,
         "disable_ingress_validation": null
     })
-}
-
-fn json_request(
-    server: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let body = serde_json::to_vec(body).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nContent-Type: application/json\r\nContent-Length: {}",
-        server.port(),
-        body.len()
-    );
-    let (head, answer) = exchange(server, &head, &body);
-    let status = head[9..12].parse().unwrap();
-    let value = serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null);
-    (status, value)
 }
 
 /// dfx's `initialize_pocketic`: the instance, its default effective canister id, and the

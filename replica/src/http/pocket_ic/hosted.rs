@@ -45,13 +45,11 @@ impl Hosted {
         let auto = match config.initial_time {
             Some(InitialTime::AutoProgress(_)) => true,
             Some(InitialTime::Timestamp(time)) => {
-                replica.set_manual_clock(true);
                 replica.set_time(time.nanos_since_epoch)?;
                 false
             }
             None => false,
         };
-        replica.set_manual_clock(!auto);
         let keys = replica.keys().map_err(|e| e.to_string())?;
         let topology = topology(keys.subnet_id, keys.node_id, kind);
         let instance = Instance::start(replica, keys).map_err(|e| e.to_string())?;

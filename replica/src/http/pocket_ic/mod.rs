@@ -144,6 +144,11 @@ async fn json_only(request: Request, next: axum::middleware::Next) -> Response {
     next.run(request).await
 }
 
+/// A creation refused, in the shape of its `Created` answer's `Error` variant.
+fn refusal(error: impl serde::Serialize) -> Response {
+    (StatusCode::BAD_REQUEST, Json(error)).into_response()
+}
+
 /// PocketIC's error shape: any status but 200, 202 and 409, with `{"message": …}`.
 fn failure(status: StatusCode, message: impl Into<String>) -> Response {
     #[derive(serde::Serialize)]
@@ -193,13 +198,7 @@ async fn list_instances(State(registry): State<Arc<Registry>>) -> Response {
 }
 
 async fn create_instance(State(registry): State<Arc<Registry>>, body: Bytes) -> Response {
-    let refused = |message: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(CreateInstanceResponse::Error { message }),
-        )
-            .into_response()
-    };
+    let refused = |message| refusal(CreateInstanceResponse::Error { message });
     let mut config: wire::InstanceConfig = match serde_json::from_slice(&body) {
         Ok(config) => config,
         Err(e) => return refused(format!("the instance config does not parse: {e}")),
@@ -463,13 +462,7 @@ async fn list_gateways(State(registry): State<Arc<Registry>>) -> Response {
 }
 
 async fn create_gateway(State(registry): State<Arc<Registry>>, body: Bytes) -> Response {
-    let refused = |message: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(CreateGatewayResponse::Error { message }),
-        )
-            .into_response()
-    };
+    let refused = |message| refusal(CreateGatewayResponse::Error { message });
     let config: wire::GatewayConfig = match serde_json::from_slice(&body) {
         Ok(config) => config,
         Err(e) => return refused(format!("the gateway config does not parse: {e}")),

@@ -42,9 +42,12 @@ pub fn run(
         ("read", "get_controllers") => get_controllers(replica, parse(body)?),
         ("read", "get_subnet") => {
             let id = canister(parse(body)?)?;
-            let subnet = replica.cycles_of(&id).map(|_| wire::RawSubnetId {
-                subnet_id: replica.subnet_id().as_slice().to_vec(),
-            });
+            let subnet = replica
+                .canister_ids()
+                .contains(&id)
+                .then(|| wire::RawSubnetId {
+                    subnet_id: replica.subnet_id().as_slice().to_vec(),
+                });
             json(&subnet)
         }
         ("read", "get_stable_memory") => {

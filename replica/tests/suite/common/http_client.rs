@@ -94,6 +94,27 @@ pub fn exchange(address: SocketAddr, head: &str, body: &[u8]) -> (String, Vec<u8
     (answer_head, response[split + 4..].to_vec())
 }
 
+/// A JSON request (PocketIC's REST interface) on its own connection: the status and the
+/// body as JSON (`null` when empty or not JSON).
+pub fn json(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let body = serde_json::to_vec(body).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}",
+        body.len()
+    );
+    let (head, answer) = exchange(address, &head, &body);
+    let status = head[9..12].parse().unwrap();
+    (
+        status,
+        serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
